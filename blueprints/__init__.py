@@ -1,0 +1,1 @@
+"""HTTP layer: one blueprint per resource, with the marshmallow schemas of its wire format."""

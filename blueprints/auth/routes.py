@@ -1,0 +1,107 @@
+"""Sign-up, sign-in and refresh endpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request
+from flask_smorest import Blueprint
+from marshmallow import ValidationError
+
+from blueprints.auth.schemas import (
+    AccessTokenSchema,
+    SignInFormSchema,
+    SignInJsonSchema,
+    SignUpSchema,
+    UserWithTokensSchema,
+)
+from blueprints.docs import errors
+from core.errors import AuthenticationError
+from core.tokens import issue_access_token, issue_tokens, verify_token
+from core.wiring import account_service
+from models.entities import User
+
+blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Accounts and tokens.")
+
+NO_STORE = {"Cache-Control": "no-store"}
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _user_with_tokens(user: User) -> dict[str, Any]:
+    return {**user.model_dump(), **issue_tokens(user.id)}
+
+
+@blp.route("/sign_up", methods=["POST"])
+@blp.arguments(SignUpSchema)
+@blp.response(200, UserWithTokensSchema)
+@errors(blp, 400, 413, 503)
+def sign_up(payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Create an account
+
+    Returns the new account with an access and a refresh token. The email is stored
+    lowercase; a second account with the same email gets 400.
+    """
+    user = account_service().sign_up(payload["email_address"], payload["password"], payload["confirm_password"])
+    return _user_with_tokens(user), NO_STORE
+
+
+@blp.route("/sign_in", methods=["POST"])
+@blp.doc(
+    requestBody={
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {"schema": SignInFormSchema},
+            "application/json": {"schema": SignInJsonSchema},
+        },
+    }
+)
+@blp.response(200, UserWithTokensSchema)
+@errors(blp, 401, 413, 422, 503)
+def sign_in() -> tuple[dict[str, Any], dict[str, str]]:
+    """Sign in with email and password
+
+    Send an OAuth2 password-flow form (`username` is the email) or JSON
+    `{"email_address", "password"}`. Unknown email and wrong password get the same 401.
+    """
+    email, password = _credentials()
+    user = account_service().sign_in(email, password)
+    return _user_with_tokens(user), NO_STORE
+
+
+def _credentials() -> tuple[str, str]:
+    """Email and password from the form or the JSON body, validated by their schemas."""
+    if request.mimetype in FORM_TYPES:
+        form = SignInFormSchema().load(request.form.to_dict())
+        return form["username"], form["password"]
+    payload = request.get_json(silent=True, force=True)
+    if payload is None:
+        raise ValidationError("Invalid JSON body.")
+    data = SignInJsonSchema().load(payload)
+    return data["email_address"], data["password"]
+
+
+@blp.route("/refresh_token", methods=["GET"])
+@blp.doc(
+    parameters=[
+        {
+            "in": "header",
+            "name": "refresh-token",
+            "required": True,
+            "schema": {"type": "string"},
+            "description": "The refresh token from sign-up or sign-in.",
+        }
+    ]
+)
+@blp.response(200, AccessTokenSchema)
+@errors(blp, 401, 503)
+def refresh_token() -> tuple[dict[str, str], dict[str, str]]:
+    """Get a new access token
+
+    Send the refresh token in the `refresh-token` header. An access token is refused here.
+    """
+    token = request.headers.get("refresh-token")
+    if not token:
+        raise AuthenticationError("Not authenticated")
+    claims = verify_token(token, "refresh")
+    user = account_service().existing_user(claims["user_id"])
+    return {"access_token": issue_access_token(user.id), "token_type": "bearer"}, NO_STORE

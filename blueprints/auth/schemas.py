@@ -1,0 +1,86 @@
+"""Wire schemas of the auth endpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, pre_load, validate
+
+from blueprints.schemas import RequestSchema
+from services.accounts import MAX_EMAIL_LENGTH, InvalidEmailError, normalize_email
+from services.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+
+
+class EmailField(fields.String):
+    """An email address, validated for syntax and length and returned in its stored (lowercase) form."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if len(text) > MAX_EMAIL_LENGTH:
+            raise ValidationError(f"Longer than maximum length {MAX_EMAIL_LENGTH}.")
+        try:
+            return normalize_email(text)
+        except InvalidEmailError as exc:
+            raise ValidationError(f"Not a valid email address: {exc}") from exc
+
+
+def _email_alias(data: Any) -> Any:
+    """Accept `email` for `email_address` (the original task's wording); the canonical name wins."""
+    if isinstance(data, dict) and "email_address" not in data and "email" in data:
+        data = {**data, "email_address": data["email"]}
+    return data
+
+
+class SignUpSchema(RequestSchema):
+    """Sign-up request. `email` is accepted as an alias of `email_address`."""
+
+    email_address = EmailField(required=True, metadata={"example": "ada@example.com"})
+    password = fields.String(
+        required=True,
+        load_only=True,
+        validate=validate.Length(MIN_PASSWORD_LENGTH, MAX_PASSWORD_LENGTH),
+        metadata={"example": "correct horse battery"},
+    )
+    confirm_password = fields.String(load_only=True, load_default=None)
+
+    @pre_load
+    def _alias(self, data: Any, **_kwargs: Any) -> Any:
+        return _email_alias(data)
+
+
+class SignInJsonSchema(RequestSchema):
+    """JSON sign-in. `email` is accepted as an alias of `email_address`."""
+
+    email_address = fields.String(required=True, validate=validate.Length(1, MAX_EMAIL_LENGTH))
+    password = fields.String(required=True, load_only=True, validate=validate.Length(1, MAX_PASSWORD_LENGTH))
+
+    @pre_load
+    def _alias(self, data: Any, **_kwargs: Any) -> Any:
+        return _email_alias(data)
+
+
+class SignInFormSchema(RequestSchema):
+    """OAuth2 password-flow sign-in form (`username` is the email), as Swagger UI's Authorize sends."""
+
+    username = fields.String(required=True, validate=validate.Length(1, MAX_EMAIL_LENGTH))
+    password = fields.String(required=True, load_only=True, validate=validate.Length(1, MAX_PASSWORD_LENGTH))
+    grant_type = fields.String(load_only=True, metadata={"example": "password"})
+
+
+class UserWithTokensSchema(Schema):
+    """The account with a fresh access and refresh token."""
+
+    id = fields.UUID(required=True)
+    email_address = fields.String(required=True)
+    created_at = fields.DateTime(required=True)
+    updated_at = fields.DateTime(required=True)
+    access_token = fields.String(required=True)
+    refresh_token = fields.String(required=True)
+    token_type = fields.String(required=True, metadata={"example": "bearer"})
+
+
+class AccessTokenSchema(Schema):
+    """A new access token from refresh."""
+
+    access_token = fields.String(required=True)
+    token_type = fields.String(required=True, metadata={"example": "bearer"})

@@ -1,0 +1,1 @@
+"""The caller's own posts: add, list, delete."""

@@ -1,0 +1,59 @@
+"""Add, list and delete the caller's own posts."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask import Response
+from flask_smorest import Blueprint
+
+from blueprints.docs import BEARER_SECURITY, errors
+from blueprints.posts.schemas import AddPostSchema, DeletedSchema, PostCreatedSchema, PostIdSchema, PostSchema
+from core.tokens import access_token_required, current_user_id
+from core.wiring import post_service
+
+blp = Blueprint("posts", __name__, url_prefix="/api/v1/posts", description="Your own text posts.")
+
+
+@blp.route("/add-post", methods=["POST"])
+@access_token_required(allow_body_token=True)
+@blp.arguments(AddPostSchema)
+@blp.response(200, PostCreatedSchema)
+@blp.doc(security=BEARER_SECURITY)
+@errors(blp, 401, 413, 503)
+def add_post(payload: dict[str, Any]) -> dict[str, uuid.UUID]:
+    """Add a post
+
+    The text is stored byte for byte; the whole request body may be up to 1 MiB.
+    """
+    return {"id": post_service().add(current_user_id(), payload["text"])}
+
+
+@blp.route("/get_my_posts", methods=["GET"])
+@access_token_required()
+@blp.response(200, PostSchema(many=True))
+@blp.doc(security=BEARER_SECURITY)
+@errors(blp, 401, 503)
+def get_my_posts() -> Response:
+    """List my posts, newest first
+
+    Served from a per-user cache for up to 5 minutes; your own adds and deletes show at once.
+    """
+    body = post_service().listing(current_user_id())
+    return Response(body, mimetype="application/json", headers={"Cache-Control": "no-store"})
+
+
+@blp.route("/delete_my_post", methods=["DELETE"])
+@access_token_required()
+@blp.arguments(PostIdSchema, location="query")
+@blp.response(200, DeletedSchema)
+@blp.doc(security=BEARER_SECURITY)
+@errors(blp, 401, 404, 503)
+def delete_my_post(query: dict[str, Any]) -> dict[str, str]:
+    """Delete one of my posts
+
+    A post that does not exist or is not yours gets 404, and nothing changes.
+    """
+    post_service().delete(current_user_id(), query["post_id"])
+    return {"status": "post deleted successfully"}

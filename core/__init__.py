@@ -1,0 +1,1 @@
+"""Application wiring: the factory, settings, extensions, errors and docs assets."""

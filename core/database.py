@@ -1,0 +1,83 @@
+"""The SQLAlchemy engine and one session per request, closed in teardown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app, g
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.config import Settings
+
+ENGINE_KEY = "posts.engine"
+SESSIONMAKER_KEY = "posts.sessionmaker"
+
+
+def build_engine(settings: Settings) -> Engine:
+    """An engine with timeouts well below gunicorn's worker timeout, so outages answer 503 fast."""
+    url = make_url(settings.database_url)
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        options["connect_args"] = {"timeout": 15}
+    else:
+        url = url.update_query_dict({"charset": "utf8mb4"})
+        options.update(
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_pool_size,
+            pool_timeout=settings.db_connect_timeout_seconds,
+            # Below MySQL's default wait_timeout (8 h) and typical proxies' idle cut-offs.
+            pool_recycle=280,
+            connect_args={
+                "connect_timeout": settings.db_connect_timeout_seconds,
+                "read_timeout": settings.db_read_timeout_seconds,
+                "write_timeout": settings.db_read_timeout_seconds,
+            },
+        )
+    engine = create_engine(url, **options)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers run beside the single writer; foreign keys are off by default.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def init_database(app: Flask, settings: Settings) -> None:
+    """Create the engine for this app and close the request's session in teardown."""
+    engine = build_engine(settings)
+    app.extensions[ENGINE_KEY] = engine
+    # expire_on_commit=False: nothing is read back after a commit, so no refresh SELECTs.
+    app.extensions[SESSIONMAKER_KEY] = sessionmaker(engine, expire_on_commit=False)
+    app.teardown_appcontext(_close_session)
+
+
+def engine_of(app: Flask) -> Engine:
+    """The engine bound to `app` (tests count its statements)."""
+    engine: Engine = app.extensions[ENGINE_KEY]
+    return engine
+
+
+def db_session() -> Session:
+    """This request's session, opened on first use: a cache hit never touches the database."""
+    session: Session | None = g.get("db_session")
+    if session is None:
+        session = current_app.extensions[SESSIONMAKER_KEY]()
+        g.db_session = session
+    return session
+
+
+def _close_session(_error: BaseException | None) -> None:
+    session: Session | None = g.pop("db_session", None)
+    if session is not None:
+        session.close()

@@ -1,0 +1,153 @@
+"""The one place that turns every failure into the contract's JSON error shape."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from flask import Flask, Response, json
+from flask_jwt_extended.exceptions import JWTExtendedException
+from jwt import PyJWTError
+from marshmallow import ValidationError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from werkzeug.exceptions import HTTPException
+
+from core.extensions import jwt
+from repositories.errors import DatabaseUnavailableError
+from services.errors import (
+    EmailTakenError,
+    InvalidCredentialsError,
+    PasswordMismatchError,
+    PostNotFoundError,
+    UnknownUserError,
+)
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = "5"
+# webargs names locations after the request part; FastAPI clients expect these names.
+LOCATION_NAMES = {"json": "body", "form": "body", "json_or_form": "body", "querystring": "query", "headers": "header"}
+
+
+class ApiError(Exception):
+    """An error the HTTP layer raises on purpose, with its status and message."""
+
+    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+class AuthenticationError(ApiError):
+    """401 with `WWW-Authenticate: Bearer`, for every token or credential failure."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(401, message, {"WWW-Authenticate": "Bearer"})
+
+
+def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
+    """`{"error": message}` with the given status; 401s always carry the Bearer challenge."""
+    response = Response(json.dumps({"error": message}), status=status, mimetype="application/json")
+    response.headers.update(headers or {})
+    if status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+def validation_response(messages: Any, location: str | None = None) -> Response:
+    """422 `{"status_code", "error", "extra"}`, one "location.field: message" line per problem.
+
+    webargs keys its messages by location first (`location=None`); a schema loaded by hand
+    passes the location its data came from.
+    """
+    if location is None and isinstance(messages, Mapping):
+        extra = [
+            line
+            for where, problems in messages.items()
+            for line in _flatten(problems, LOCATION_NAMES.get(str(where), str(where)))
+        ]
+    else:
+        extra = list(_flatten(messages, location or "body"))
+    body = {"status_code": 422, "error": "Validation error", "extra": extra}
+    return Response(json.dumps(body), status=422, mimetype="application/json")
+
+
+def _flatten(messages: Any, prefix: str) -> Iterator[str]:
+    if isinstance(messages, Mapping):
+        for key, value in messages.items():
+            yield from _flatten(value, prefix if key == "_schema" else f"{prefix}.{key}")
+    elif isinstance(messages, list | tuple):
+        for item in messages:
+            yield from _flatten(item, prefix)
+    else:
+        yield f"{prefix}: {messages}"
+
+
+def _handle_http_exception(error: HTTPException) -> Response:
+    data = getattr(error, "data", None) or {}
+    if error.code in (400, 422) and "messages" in data:
+        # webargs reports unparseable JSON as 400; the contract says 422 for every schema mismatch.
+        return validation_response(data["messages"])
+    headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
+    status = error.code or 500
+    if status == 413:
+        headers["Connection"] = "close"
+    return error_response(status, error.description or error.name, headers)
+
+
+def _handle_unexpected(error: Exception) -> Response:
+    log.exception("unhandled error")
+    return error_response(500, "Internal server error")
+
+
+def _handle_database_down(error: Exception) -> Response:
+    log.error("database unavailable: %s", type(error).__name__)
+    return error_response(503, "Database unavailable, retry later", {"Retry-After": RETRY_AFTER_SECONDS})
+
+
+def _handle_dbapi_error(error: DBAPIError) -> Response:
+    if error.connection_invalidated or isinstance(error, OperationalError):
+        return _handle_database_down(error)
+    return _handle_unexpected(error)
+
+
+def _token_error(*_args: Any) -> Response:
+    return error_response(401, "Invalid or expired token")
+
+
+def _missing_token(_reason: str) -> Response:
+    return error_response(401, "Not authenticated")
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Bind every handler; called after the extensions so ours override their HTML/`{"msg"}` defaults."""
+    app.register_error_handler(HTTPException, _handle_http_exception)
+    app.register_error_handler(Exception, _handle_unexpected)
+    app.register_error_handler(ApiError, lambda e: error_response(e.status, e.message, e.headers))
+    app.register_error_handler(ValidationError, lambda e: validation_response(e.messages, "body"))
+    app.register_error_handler(EmailTakenError, lambda _e: error_response(400, "Email already exists"))
+    app.register_error_handler(
+        PasswordMismatchError, lambda _e: error_response(400, "confirm_password does not match password")
+    )
+    app.register_error_handler(InvalidCredentialsError, lambda _e: error_response(401, "Incorrect email or password"))
+    app.register_error_handler(UnknownUserError, lambda _e: error_response(401, "User no longer exists"))
+    app.register_error_handler(PostNotFoundError, lambda _e: error_response(404, "Post not found"))
+    app.register_error_handler(DatabaseUnavailableError, _handle_database_down)
+    app.register_error_handler(PoolTimeoutError, _handle_database_down)
+    app.register_error_handler(DBAPIError, _handle_dbapi_error)
+    app.register_error_handler(PyJWTError, _token_error)
+    app.register_error_handler(JWTExtendedException, _token_error)
+    # flask-jwt-extended answers 422 {"msg"} by default; route all of its outcomes to 401.
+    jwt.unauthorized_loader(_missing_token)
+    for loader in (
+        jwt.invalid_token_loader,
+        jwt.expired_token_loader,
+        jwt.revoked_token_loader,
+        jwt.needs_fresh_token_loader,
+        jwt.token_verification_failed_loader,
+        jwt.user_lookup_error_loader,
+    ):
+        loader(_token_error)

@@ -1,0 +1,35 @@
+"""Flask extensions, created unbound here and bound to the app in the factory."""
+
+from __future__ import annotations
+
+import http
+from typing import Any
+
+from flask_caching import Cache
+from flask_jwt_extended import JWTManager
+from flask_smorest import Api as SmorestApi
+from flask_smorest.utils import prepare_response
+
+from blueprints.schemas import ErrorSchema, ValidationErrorSchema
+
+
+class Api(SmorestApi):  # type: ignore[misc]
+    """flask-smorest's Api documenting our error shapes: `{"error"}`, and 422's `{"status_code", "error", "extra"}`."""
+
+    ERROR_SCHEMA = ErrorSchema
+
+    def _register_responses(self) -> None:
+        for status in http.HTTPStatus:
+            response: dict[str, Any] = {"description": status.phrase}
+            if not (100 <= status < 200) and status not in (204, 304):
+                response["schema"] = ValidationErrorSchema if status == 422 else ErrorSchema
+            prepare_response(response, self.spec, self.DEFAULT_RESPONSE_CONTENT_TYPE)
+            self.spec.components.response(status.name, response, lazy=True)
+        default = {"description": "Default error response", "schema": ErrorSchema}
+        prepare_response(default, self.spec, self.DEFAULT_RESPONSE_CONTENT_TYPE)
+        self.spec.components.response("DEFAULT_ERROR", default, lazy=True)
+
+
+api = Api()
+jwt = JWTManager()
+cache = Cache()

@@ -1,0 +1,124 @@
+"""JWT access and refresh tokens: issued with flask-jwt-extended, verified strictly with PyJWT."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
+
+import jwt as pyjwt
+from flask import current_app, g, request
+from flask_jwt_extended import create_access_token, create_refresh_token
+
+from core.config import Settings
+from core.errors import AuthenticationError
+
+ALGORITHM = "HS256"
+REQUIRED_CLAIMS = ["exp", "iat", "sub", "type"]
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def jwt_config(settings: Settings) -> dict[str, Any]:
+    """flask-jwt-extended settings: HS256 only, string identities, configurable lifetimes."""
+    return {
+        "JWT_SECRET_KEY": settings.jwt_secret_key,
+        "JWT_ALGORITHM": ALGORITHM,
+        "JWT_DECODE_ALGORITHMS": [ALGORITHM],
+        "JWT_ACCESS_TOKEN_EXPIRES": timedelta(minutes=settings.access_token_minutes),
+        "JWT_REFRESH_TOKEN_EXPIRES": timedelta(days=settings.refresh_token_days),
+        "JWT_TOKEN_LOCATION": ["headers"],
+        # Tokens travel in headers only, so the cookie CSRF claim would be dead weight.
+        "JWT_COOKIE_CSRF_PROTECT": False,
+    }
+
+
+def issue_tokens(user_id: uuid.UUID) -> dict[str, str]:
+    """A fresh access and refresh token pair for the user."""
+    identity = str(user_id)
+    return {
+        "access_token": create_access_token(identity=identity, fresh=True),
+        "refresh_token": create_refresh_token(identity=identity),
+        "token_type": "bearer",
+    }
+
+
+def issue_access_token(user_id: uuid.UUID) -> str:
+    """A new access token, as refresh hands out."""
+    token: str = create_access_token(identity=str(user_id))
+    return token
+
+
+def verify_token(token: str, expected_type: str) -> dict[str, Any]:
+    """Claims of a valid token of `expected_type`; AuthenticationError for anything else.
+
+    Only HS256 is accepted (no `none`, no algorithm confusion), `exp`, `iat`, `sub` and the
+    token type are required, and access and refresh tokens never stand in for each other.
+    """
+    try:
+        claims: dict[str, Any] = pyjwt.decode(
+            token,
+            current_app.config["JWT_SECRET_KEY"],
+            algorithms=[ALGORITHM],
+            options={"require": REQUIRED_CLAIMS},
+        )
+    except pyjwt.ExpiredSignatureError as exc:
+        raise AuthenticationError("Token has expired") from exc
+    except pyjwt.PyJWTError as exc:
+        raise AuthenticationError("Invalid token") from exc
+    if claims.get("type") != expected_type:
+        raise AuthenticationError(f"Expected a {expected_type} token")
+    try:
+        claims["user_id"] = uuid.UUID(str(claims["sub"]))
+    except ValueError as exc:
+        raise AuthenticationError("Invalid token") from exc
+    return claims
+
+
+def bearer_token() -> str | None:
+    """The token of an `Authorization: Bearer` header, None when the header is absent."""
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationError("Authorization header must be 'Bearer <token>'")
+    return token.strip()
+
+
+def body_token() -> str | None:
+    """The `"token"` key of a JSON object body (add-post accepts the token there too)."""
+    payload = request.get_json(silent=True)
+    token = payload.get("token") if isinstance(payload, dict) else None
+    return token if isinstance(token, str) else None
+
+
+def access_token_required(*, allow_body_token: bool = False) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorator: the view runs only for a valid access token; its user id goes to `g.user_id`.
+
+    Checked before the body is validated, so a request without credentials gets 401, as before.
+    The user is not looked up: a signed, unexpired token is proof enough for the hot path.
+    """
+
+    def decorator(view: Callable[P, R]) -> Callable[P, R]:
+        @wraps(view)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            token = bearer_token()
+            if token is None and allow_body_token:
+                token = body_token()
+            if token is None:
+                raise AuthenticationError("Not authenticated")
+            g.user_id = verify_token(token, "access")["user_id"]
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def current_user_id() -> uuid.UUID:
+    """The authenticated user's id, set by `access_token_required`."""
+    user_id: uuid.UUID = g.user_id
+    return user_id

@@ -1,0 +1,1 @@
+"""Persistence models (SQLAlchemy tables) and the pydantic entities the layers exchange."""

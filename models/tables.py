@@ -1,0 +1,54 @@
+"""SQLAlchemy tables: users and their posts."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, MetaData, String, Uuid
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from models.types import BigIntegerPK, EmailString, LongText, UTCDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+MYSQL_TABLE_ARGS = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci", "mysql_engine": "InnoDB"}
+
+
+class Base(DeclarativeBase):
+    """Declarative base with stable constraint names, so migrations match on every backend."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UserRow(Base):
+    """An account. The email is stored lowercase; the unique index decides duplicates."""
+
+    __tablename__ = "users"
+    __table_args__ = MYSQL_TABLE_ARGS
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    email_address: Mapped[str] = mapped_column(EmailString, unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class PostRow(Base):
+    """A text post. `seq` gives a stable newest-first order even within one clock tick."""
+
+    __tablename__ = "posts"
+    __table_args__ = (
+        Index("ix_posts_user_id_seq", "user_id", "seq"),
+        MYSQL_TABLE_ARGS,
+    )
+
+    seq: Mapped[int] = mapped_column(BigIntegerPK, primary_key=True, autoincrement=True)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id", ondelete="CASCADE"))
+    text: Mapped[str] = mapped_column(LongText)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,1 @@
+"""Every SQL statement the service runs, one repository per table."""

@@ -1,0 +1,9 @@
+"""Errors repositories raise instead of leaking driver exceptions to services."""
+
+
+class DuplicateEmailError(Exception):
+    """The unique index on users.email_address refused an insert."""
+
+
+class DatabaseUnavailableError(Exception):
+    """The database could not be reached or dropped the connection."""

@@ -1,0 +1,62 @@
+"""Queries on the users table."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from models.entities import Credentials, User
+from models.tables import UserRow
+from repositories.errors import DuplicateEmailError
+
+
+class UserRepository:
+    """Reads and writes accounts through one SQLAlchemy session."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def add(self, user: User, password_hash: str) -> None:
+        """Insert the account in one statement; the unique index rejects duplicate emails."""
+        statement = insert(UserRow).values(
+            id=user.id,
+            email_address=user.email_address,
+            password_hash=password_hash,
+            created_at=user.created_at,
+            updated_at=user.updated_at,
+        )
+        try:
+            self._session.execute(statement)
+            self._session.commit()
+        except IntegrityError as exc:
+            self._session.rollback()
+            raise DuplicateEmailError(user.email_address) from exc
+
+    def credentials_by_email(self, email_address: str) -> tuple[User, Credentials] | None:
+        """The account and its password hash for sign-in, in one SELECT."""
+        row = self._session.execute(
+            select(
+                UserRow.id, UserRow.email_address, UserRow.password_hash, UserRow.created_at, UserRow.updated_at
+            ).where(UserRow.email_address == email_address)
+        ).one_or_none()
+        if row is None:
+            return None
+        user = User(id=row.id, email_address=row.email_address, created_at=row.created_at, updated_at=row.updated_at)
+        return user, Credentials(user_id=row.id, password_hash=row.password_hash)
+
+    def get(self, user_id: uuid.UUID) -> User | None:
+        """The account with this id, if it still exists."""
+        row = self._session.execute(
+            select(UserRow.id, UserRow.email_address, UserRow.created_at, UserRow.updated_at).where(
+                UserRow.id == user_id
+            )
+        ).one_or_none()
+        return None if row is None else User.model_validate(row._mapping)
+
+    def update_password_hash(self, user_id: uuid.UUID, password_hash: str) -> None:
+        """Store a re-hash made with stronger parameters (only after they change)."""
+        self._session.execute(update(UserRow).where(UserRow.id == user_id).values(password_hash=password_hash))
+        self._session.commit()

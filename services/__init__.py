@@ -1,0 +1,1 @@
+"""Business rules: accounts, passwords and posts. No Flask, no SQL."""

@@ -1,0 +1,21 @@
+"""Domain errors; the HTTP layer maps each to one status code."""
+
+
+class EmailTakenError(Exception):
+    """Sign-up with an email that already has an account."""
+
+
+class InvalidCredentialsError(Exception):
+    """Unknown email or wrong password: deliberately indistinguishable."""
+
+
+class UnknownUserError(Exception):
+    """A token names a user that no longer exists."""
+
+
+class PostNotFoundError(Exception):
+    """The post does not exist or belongs to someone else."""
+
+
+class PasswordMismatchError(Exception):
+    """`confirm_password` was sent and differs from `password`."""

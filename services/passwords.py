@@ -1,0 +1,53 @@
+"""Password hashing with argon2id at or above OWASP's minimum parameters."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+# OWASP Password Storage Cheat Sheet: argon2id, m=19 MiB, t=2, p=1.
+OWASP_MEMORY_KIB = 19 * 1024
+OWASP_TIME_COST = 2
+OWASP_PARALLELISM = 1
+
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 256
+
+
+class Passwords:
+    """Hashes and verifies passwords; verification of an unknown account costs the same."""
+
+    def __init__(
+        self,
+        memory_kib: int = OWASP_MEMORY_KIB,
+        time_cost: int = OWASP_TIME_COST,
+        parallelism: int = OWASP_PARALLELISM,
+    ) -> None:
+        self._hasher = PasswordHasher(
+            time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID
+        )
+
+    def hash(self, password: str) -> str:
+        """A salted argon2id hash in PHC string form."""
+        return self._hasher.hash(password)
+
+    def verify(self, password_hash: str, password: str) -> bool:
+        """True when the password matches; never raises for a mismatch or a damaged hash."""
+        try:
+            return self._hasher.verify(password_hash, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    def verify_nobody(self, password: str) -> None:
+        """Spend one verification on a dummy hash so unknown emails take as long as wrong passwords."""
+        self.verify(self._dummy_hash, password)
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        """True when the hash was made with other parameters than the current ones."""
+        return self._hasher.check_needs_rehash(password_hash)
+
+    @cached_property
+    def _dummy_hash(self) -> str:
+        return self._hasher.hash("timing-equaliser-not-a-password")

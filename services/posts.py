@@ -1,0 +1,46 @@
+"""Post rules: owners add, list and delete their own posts; listings are cached per user."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from models.entities import Post
+from repositories.posts import PostRepository
+from services.errors import PostNotFoundError
+from services.ports import ListingCache
+
+ListingEncoder = Callable[[Sequence[Post]], bytes]
+
+
+class PostService:
+    """Adds, lists and deletes a user's posts, keeping the listing cache coherent."""
+
+    def __init__(self, posts: PostRepository, cache: ListingCache, encode_listing: ListingEncoder) -> None:
+        self._posts = posts
+        self._cache = cache
+        self._encode_listing = encode_listing
+
+    def add(self, user_id: uuid.UUID, text: str) -> uuid.UUID:
+        """Store a post and invalidate the owner's listing before answering (read-your-writes)."""
+        post_id = uuid.uuid4()
+        self._posts.add(user_id, post_id, text, datetime.now(UTC))
+        self._cache.invalidate(user_id)
+        return post_id
+
+    def delete(self, user_id: uuid.UUID, post_id: uuid.UUID) -> None:
+        """Delete one of the user's posts; someone else's post is reported as not found."""
+        if not self._posts.delete_owned(user_id, post_id):
+            raise PostNotFoundError(str(post_id))
+        self._cache.invalidate(user_id)
+
+    def listing(self, user_id: uuid.UUID) -> bytes:
+        """The user's posts, newest first, as the encoded response body, from cache when fresh."""
+        version, body = self._cache.get(user_id)
+        if body is None:
+            body = self._encode_listing(self._posts.list_for_user(user_id))
+            # Stored under the version read *before* the query: if a write happened since,
+            # that version is already retired and this possibly stale body is never served.
+            self._cache.put(user_id, version, body)
+        return body
