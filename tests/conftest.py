@@ -1,0 +1,129 @@
+"""Fixtures: every database test runs on SQLite and on a throwaway MariaDB server."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import Engine, create_engine, delete, event
+
+from core.config import Settings, load_settings
+from core.database import engine_of
+from core.factory import create_app
+from models.tables import Base, PostRow, UserRow
+from tests.support.mariadb import MariaDBServer, mariadbd_path
+
+BACKENDS = ["sqlite", "mariadb"]
+TEST_SECRET = "test-signing-key-that-is-at-least-32-bytes-long"
+PASSWORD = "correct horse battery"
+_database_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def mariadb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDBServer]:
+    """One MariaDB server for the whole run, started by the tests themselves."""
+    if mariadbd_path() is None:
+        if os.environ.get("CI"):
+            pytest.fail("mariadbd is not installed; .ci/run must install mariadb-server")
+        pytest.skip("mariadbd is not installed (apt-get install mariadb-server); MariaDB tests skipped")
+    server = MariaDBServer(tmp_path_factory.mktemp("mariadb"))
+    server.start()
+    yield server
+    server.close()
+
+
+def _new_database(backend: str, request: pytest.FixtureRequest, tmp_dir: Path) -> str:
+    name = f"posts_test_{next(_database_names)}"
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_dir / name}.db"
+    server: MariaDBServer = request.getfixturevalue("mariadb_server")
+    return server.create_database(name)
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database backend under test: "sqlite" or "mariadb"."""
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def schema_url(backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A database with the schema created once per backend; tests empty it after themselves."""
+    url = _new_database(backend, request, tmp_path_factory.mktemp("db"))
+    engine = create_engine(url)
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database (no tables) on the backend under test."""
+    return _new_database(backend, request, tmp_path)
+
+
+@pytest.fixture
+def settings(schema_url: str) -> Settings:
+    """Test settings: the shared schema, a fixed signing key, the in-process cache."""
+    return load_settings(
+        {}, app_env="testing", database_url=schema_url, jwt_secret_key=TEST_SECRET, cache_backend="simple"
+    )
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[Flask]:
+    """The application on the backend under test; its tables are emptied afterwards."""
+    application = create_app(settings)
+    yield application
+    engine = engine_of(application)
+    with engine.begin() as connection:
+        connection.execute(delete(PostRow))
+        connection.execute(delete(UserRow))
+    engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client for `app`."""
+    return app.test_client()
+
+
+@pytest.fixture
+def statements(app: Flask) -> Iterator[list[str]]:
+    """Every SQL statement the app sends while the test runs, in order."""
+    recorded: list[str] = []
+    engine: Engine = engine_of(app)
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        recorded.append(statement.strip().split()[0].upper())
+
+    event.listen(engine, "before_cursor_execute", record)
+    yield recorded
+    event.remove(engine, "before_cursor_execute", record)
+
+
+SignUp = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture
+def sign_up(client: FlaskClient) -> SignUp:
+    """Create an account and return the sign-up response body (user and tokens)."""
+
+    def _sign_up(email: str = "ada@example.com", password: str = PASSWORD) -> dict[str, Any]:
+        response = client.post("/api/v1/auth/sign_up", json={"email_address": email, "password": password})
+        assert response.status_code == 200, response.get_json()
+        body: dict[str, Any] = response.get_json()
+        return body
+
+    return _sign_up
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The Authorization header for an access token."""
+    return {"Authorization": f"Bearer {token}"}
