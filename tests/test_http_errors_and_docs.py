@@ -1,0 +1,95 @@
+"""Every error is JSON in the contract's shape; the API docs work offline."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+
+def test_root(client: FlaskClient) -> None:
+    response = client.get("/")
+    assert response.status_code == 200
+    assert isinstance(response.get_json()["message"], str)
+
+
+def test_unknown_path_is_json_404(client: FlaskClient) -> None:
+    response = client.get("/api/v1/nothing-here")
+    assert response.status_code == 404
+    assert response.headers["Content-Type"] == "application/json"
+    assert set(response.get_json()) == {"error"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("put", "/api/v1/posts/get_my_posts", {"GET"}),
+        ("get", "/api/v1/posts/add-post", {"POST"}),
+        ("post", "/api/v1/posts/delete_my_post", {"DELETE"}),
+        ("delete", "/api/v1/auth/sign_in", {"POST"}),
+    ],
+)
+def test_wrong_method_is_json_405_with_allow(client: FlaskClient, method: str, path: str, allowed: set[str]) -> None:
+    response = getattr(client, method)(path)
+    assert response.status_code == 405
+    assert response.headers["Content-Type"] == "application/json"
+    assert set(response.get_json()) == {"error"}
+    assert allowed <= {part.strip() for part in response.headers["Allow"].split(",")}
+
+
+def test_unexpected_errors_are_json_500_without_details(app: Flask) -> None:
+    @app.get("/boom")
+    def boom() -> str:
+        raise RuntimeError("secret detail: password=hunter2 SELECT * FROM users")
+
+    response = app.test_client().get("/boom")
+    assert response.status_code == 500
+    assert response.get_json() == {"error": "Internal server error"}
+    assert "secret" not in response.get_data(as_text=True)
+
+
+def test_openapi_documents_every_endpoint_and_the_security_schemes(client: FlaskClient) -> None:
+    spec = client.get("/openapi.json").get_json()
+    assert spec["openapi"].startswith("3.")
+    expected = {
+        "/": {"get"},
+        "/api/v1/auth/sign_up": {"post"},
+        "/api/v1/auth/sign_in": {"post"},
+        "/api/v1/auth/refresh_token": {"get"},
+        "/api/v1/posts/add-post": {"post"},
+        "/api/v1/posts/get_my_posts": {"get"},
+        "/api/v1/posts/delete_my_post": {"delete"},
+    }
+    assert {path: set(ops) & {"get", "post", "delete"} for path, ops in spec["paths"].items()} == expected
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["OAuth2PasswordBearer"]["flows"]["password"]["tokenUrl"] == "/api/v1/auth/sign_in"
+    assert schemes["HTTPBearer"]["scheme"] == "bearer"
+    documented_errors = {
+        "/api/v1/posts/add-post": {"401", "413", "422", "503"},
+        "/api/v1/posts/get_my_posts": {"401", "503"},
+        "/api/v1/posts/delete_my_post": {"401", "404", "422", "503"},
+    }
+    for path, statuses in documented_errors.items():
+        operation = next(iter(spec["paths"][path].values()))
+        assert {"OAuth2PasswordBearer": []} in operation["security"]
+        assert statuses <= set(operation["responses"]), (path, operation["responses"])
+    sign_in = spec["paths"]["/api/v1/auth/sign_in"]["post"]
+    assert set(sign_in["requestBody"]["content"]) == {"application/x-www-form-urlencoded", "application/json"}
+    validation = spec["components"]["responses"]["UNPROCESSABLE_ENTITY"]["content"]["application/json"]["schema"]
+    assert validation["$ref"].endswith("/ValidationError")
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_docs_pages_load_only_local_assets(client: FlaskClient, page: str) -> None:
+    response = client.get(page)
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    sources = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert sources, html
+    for source in sources:
+        assert source.startswith("/static/vendor/"), source
+        asset = client.get(source)
+        assert asset.status_code == 200, source
+        assert len(asset.get_data()) > 10_000
