@@ -81,7 +81,7 @@ class CountingPasswords(Passwords):
         return super().verify(password_hash, password)
 
 
-def test_unknown_email_costs_one_verification_like_a_wrong_password(app, client, sign_up) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_email_costs_one_verification_like_a_wrong_password(app, client, sign_up) -> None:
     from core.wiring import PASSWORDS_KEY
 
     sign_up("ada@example.com")

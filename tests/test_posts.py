@@ -12,8 +12,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import sessionmaker
 
-from core.database import SESSIONMAKER_KEY, build_engine
 from core.config import load_settings
+from core.database import SESSIONMAKER_KEY, build_engine
 from tests.conftest import TEST_SECRET, SignUp, bearer
 
 ADD = "/api/v1/posts/add-post"
@@ -97,7 +97,8 @@ def test_unknown_fields_do_not_reach_storage(client: FlaskClient, token: str, si
     other = sign_up("bob@example.com")
     forced_id = "5bb9ba60-2e5f-42b1-baf4-a9f74329baa0"
     response = client.post(
-        ADD, json={"text": "mine", "id": forced_id, "user_id": other["id"], "created_at": "2000-01-01T00:00:00Z"},
+        ADD,
+        json={"text": "mine", "id": forced_id, "user_id": other["id"], "created_at": "2000-01-01T00:00:00Z"},
         headers=bearer(token),
     )
     assert response.get_json()["id"] != forced_id
@@ -216,7 +217,13 @@ def test_a_body_over_one_mebibyte_is_413_and_not_stored(client: FlaskClient, tok
 
 @pytest.mark.parametrize(
     "text",
-    ["'; DROP TABLE posts; --", "\x00\x01\x1f control", "<script>alert(1)</script>", "tab\tnew\nline", "é\u0301 ZWJ \u200d"],
+    [
+        "'; DROP TABLE posts; --",
+        "\x00\x01\x1f control",
+        "<script>alert(1)</script>",
+        "tab\tnew\nline",
+        "é\u0301 ZWJ \u200d",
+    ],
 )
 def test_hostile_text_is_stored_literally(client: FlaskClient, token: str, text: str) -> None:
     _add(client, token, text)

@@ -170,10 +170,7 @@ class MariaDBServer:
         conn = self._connect()
         try:
             with conn.cursor() as cur:
-                cur.execute(
-                    f"CREATE DATABASE IF NOT EXISTS `{name}` "
-                    "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-                )
+                cur.execute(f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
         finally:
             conn.close()
         return f"mysql+pymysql://root@127.0.0.1:{self.port}/{name}?charset=utf8mb4"
@@ -256,9 +253,7 @@ class MariaDBServer:
                 timeout=120,
             )
         if result.returncode != 0:
-            raise RuntimeError(
-                f"mariadb-install-db failed (exit {result.returncode}):\n{self.log_tail()}"
-            )
+            raise RuntimeError(f"mariadb-install-db failed (exit {result.returncode}):\n{self.log_tail()}")
         self._initialised = True
 
     def _launch(self, port: int) -> None:
@@ -335,7 +330,9 @@ class MariaDBServer:
         finally:
             conn.close()
 
-    def _connect(self, port: int | None = None, timeout: int = 10) -> pymysql.connections.Connection[pymysql.cursors.Cursor]:
+    def _connect(
+        self, port: int | None = None, timeout: int = 10
+    ) -> pymysql.connections.Connection[pymysql.cursors.Cursor]:
         return pymysql.connect(
             host="127.0.0.1",
             port=self.port if port is None else port,

@@ -1,0 +1,147 @@
+"""HTTP helpers for end-to-end tests: a new connection per request, raw framing when needed."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import socket
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+SIGN_UP = "/api/v1/auth/sign_up"
+SIGN_IN = "/api/v1/auth/sign_in"
+ADD = "/api/v1/posts/add-post"
+LIST = "/api/v1/posts/get_my_posts"
+DELETE = "/api/v1/posts/delete_my_post"
+PASSWORD = "correct horse battery"
+LIMIT = 1024 * 1024
+TIMEOUT = 30
+# Every request opens its own connection, so successive requests can land on different workers.
+CLOSE = {"Connection": "close"}
+_ACCESS_PID = re.compile(r"^pid=(\d+) ", re.MULTILINE)
+
+
+def bearer(token: str) -> dict[str, str]:
+    """Authorization header plus Connection: close."""
+    return {"Authorization": f"Bearer {token}", **CLOSE}
+
+
+def sign_up(base: str, email: str, password: str = PASSWORD) -> dict[str, Any]:
+    """Create an account and return the response body (user and tokens)."""
+    response = requests.post(
+        base + SIGN_UP, json={"email_address": email, "password": password}, headers=CLOSE, timeout=TIMEOUT
+    )
+    assert response.status_code == 200, (response.status_code, response.text)
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def add_post(base: str, token: str, text: str) -> str:
+    """Add a post and return its id."""
+    response = requests.post(base + ADD, json={"text": text}, headers=bearer(token), timeout=TIMEOUT)
+    assert response.status_code == 200, (response.status_code, response.text)
+    post_id: str = response.json()["id"]
+    return post_id
+
+
+def list_posts(base: str, token: str) -> list[dict[str, Any]]:
+    """The caller's listing (asserts 200)."""
+    response = requests.get(base + LIST, headers=bearer(token), timeout=TIMEOUT)
+    assert response.status_code == 200, (response.status_code, response.text)
+    posts: list[dict[str, Any]] = response.json()
+    return posts
+
+
+def delete_post(base: str, token: str, post_id: str) -> None:
+    """Delete one of the caller's posts (asserts 200)."""
+    response = requests.delete(base + DELETE, params={"post_id": post_id}, headers=bearer(token), timeout=TIMEOUT)
+    assert response.status_code == 200, (response.status_code, response.text)
+    assert response.json() == {"status": "post deleted successfully"}
+
+
+def json_body_of_size(size: int) -> bytes:
+    """`{"text": "<4-byte emoji>..."}` of exactly `size` bytes (ASCII padding for the remainder)."""
+    overhead = len(json.dumps({"text": ""}).encode())
+    emoji, rest = divmod(size - overhead, 4)
+    body = json.dumps({"text": "\N{GRINNING FACE}" * emoji + "x" * rest}, ensure_ascii=False).encode()
+    assert len(body) == size
+    return body
+
+
+@dataclass
+class RawResponse:
+    """What the server answered on a raw connection."""
+
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+    send_error: BaseException | None = field(default=None)
+
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        return json.loads(self.body)
+
+
+def raw_post(
+    port: int,
+    path: str,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    chunked: bool,
+    chunk_size: int = 65_521,
+    timeout: float = TIMEOUT,
+) -> RawResponse:
+    """POST `body` on a fresh socket, framed with Transfer-Encoding: chunked or Content-Length.
+
+    The body is written by a separate thread while this one reads the response, the way a
+    browser or curl behaves: a server may answer (e.g. 413) and close before reading it all.
+    An odd chunk size splits multi-byte characters across chunk boundaries.
+    """
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    head = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Connection: close"]
+    head += [f"{name}: {value}" for name, value in headers.items()]
+    head.append("Transfer-Encoding: chunked" if chunked else f"Content-Length: {len(body)}")
+    errors: list[BaseException] = []
+
+    def frames() -> Iterable[bytes]:
+        for start in range(0, len(body), chunk_size):
+            piece = body[start : start + chunk_size]
+            yield b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece
+        if chunked:
+            yield b"0\r\n\r\n"
+
+    def send() -> None:
+        try:
+            sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+            for frame in frames():
+                sock.sendall(frame)
+        except OSError as exc:  # the server closed early; its answer is what matters
+            errors.append(exc)
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    try:
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        data = response.read()
+        result = RawResponse(response.status, response.headers, data)
+    finally:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)  # wakes the sender if it is still blocked
+        except OSError:
+            pass
+        sock.close()
+    sender.join(timeout)
+    result.send_error = errors[0] if errors else None
+    return result
+
+
+def access_log_pids(text: str) -> list[int]:
+    """Worker pids of the access-log lines (the live server logs `pid=<pid> ...`)."""
+    return [int(pid) for pid in _ACCESS_PID.findall(text)]

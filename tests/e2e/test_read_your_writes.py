@@ -1,0 +1,52 @@
+"""Read-your-writes of the listing cache across gunicorn workers, and per-user isolation."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.conftest import WORKERS, LiveServer
+from tests.e2e.helpers import access_log_pids, add_post, delete_post, list_posts, sign_up
+
+pytestmark = pytest.mark.e2e
+
+ROUNDS = 30
+
+
+def test_each_write_shows_in_the_next_listing_on_any_worker(live_server: LiveServer) -> None:
+    base = live_server.base
+    ada = sign_up(base, "ada@example.com")["access_token"]
+    bob = sign_up(base, "bob@example.com")["access_token"]
+    assert list_posts(base, ada) == []
+    assert list_posts(base, bob) == []
+
+    expected: list[str] = []  # ada's post ids, newest first
+    for round_no in range(ROUNDS):
+        text = f"post {round_no}"
+        post_id = add_post(base, ada, text)
+        expected.insert(0, post_id)
+        listing = list_posts(base, ada)
+        assert [post["id"] for post in listing] == expected, f"stale listing after add in round {round_no}"
+        assert listing[0]["text"] == text
+        # A second read, on a fresh connection again, is served from the now-warm cache.
+        assert [post["id"] for post in list_posts(base, ada)] == expected
+
+        if round_no % 3 == 2:
+            victim = expected.pop(1)
+            delete_post(base, ada, victim)
+            listing = list_posts(base, ada)
+            assert [post["id"] for post in listing] == expected, f"deleted post still listed in round {round_no}"
+            assert victim not in {post["id"] for post in listing}
+
+        assert list_posts(base, bob) == [], "bob was served ada's posts"
+
+    assert len(expected) == ROUNDS - ROUNDS // 3
+    assert [post["text"] for post in list_posts(base, ada)][:2] == [f"post {ROUNDS - 1}", f"post {ROUNDS - 2}"]
+    # Bob's own post is his alone, and ada's listing is unchanged by it.
+    bobs = add_post(base, bob, "bob's only post")
+    assert [post["id"] for post in list_posts(base, bob)] == [bobs]
+    assert [post["id"] for post in list_posts(base, ada)] == expected
+
+    # The requests really were spread over several workers (otherwise this proves nothing).
+    pids = access_log_pids(live_server.log())
+    assert len(pids) > 4 * ROUNDS
+    assert 1 < len(set(pids)) <= WORKERS, live_server.log_tail()

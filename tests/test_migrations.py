@@ -1,0 +1,62 @@
+"""Alembic migrations: `upgrade head` builds exactly the models' schema, `downgrade base` removes it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, inspect
+from sqlalchemy.pool import NullPool
+
+from models.tables import Base
+
+ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
+TABLES = {"users", "posts"}
+
+
+def alembic_config(database_url: str) -> Config:
+    """The project's Alembic config, aimed at `database_url` instead of DATABASE_URL."""
+    config = Config(str(ALEMBIC_INI))
+    # Config values go through ConfigParser interpolation: a literal "%" must be doubled.
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return config
+
+
+def table_names(database_url: str) -> set[str]:
+    engine = create_engine(database_url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            return set(inspect(connection).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def test_revisions_form_a_single_line() -> None:
+    scripts = ScriptDirectory.from_config(Config(str(ALEMBIC_INI)))
+    assert scripts.get_heads() == [scripts.get_current_head()]
+    assert list(scripts.get_bases()) == ["0001"]
+
+
+def test_upgrade_head_matches_models_and_downgrade_removes_tables(database_url: str) -> None:
+    assert not table_names(database_url) & TABLES, "database_url must name an empty database"
+    config = alembic_config(database_url)
+
+    command.upgrade(config, "head")
+
+    engine = create_engine(database_url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            assert context.get_current_revision() == ScriptDirectory.from_config(config).get_current_head()
+            differences = compare_metadata(context, Base.metadata)
+    finally:
+        engine.dispose()
+    assert differences == []
+
+    command.downgrade(config, "base")
+
+    assert not table_names(database_url) & TABLES
