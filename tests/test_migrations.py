@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import Connection, create_engine, inspect, text
 from sqlalchemy.pool import NullPool
 
 from models.tables import Base
@@ -33,6 +35,37 @@ def table_names(database_url: str) -> set[str]:
             return set(inspect(connection).get_table_names())
     finally:
         engine.dispose()
+
+
+def schema_snapshot(database_url: str) -> dict[str, Any]:
+    """What the server itself reports about each table, including what compare_metadata ignores.
+
+    Alembic's comparison skips collations, DATETIME precision and table options; MySQL's
+    SHOW CREATE TABLE shows them all. SQLite's PRAGMAs give columns, indexes and foreign keys.
+    """
+    engine = create_engine(database_url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            return {table: _describe(connection, table) for table in sorted(TABLES)}
+    finally:
+        engine.dispose()
+
+
+def _describe(connection: Connection, table: str) -> Any:
+    if connection.dialect.name == "sqlite":
+        indexes = {
+            row.name: (row.unique, [col.name for col in connection.exec_driver_sql(f"PRAGMA index_info('{row.name}')")])
+            for row in connection.exec_driver_sql(f"PRAGMA index_list('{table}')")
+        }
+        return {
+            "columns": sorted(tuple(row[1:]) for row in connection.exec_driver_sql(f"PRAGMA table_info('{table}')")),
+            "indexes": indexes,
+            "foreign_keys": sorted(
+                tuple(row[2:]) for row in connection.exec_driver_sql(f"PRAGMA foreign_key_list('{table}')")
+            ),
+        }
+    ddl = str(connection.execute(text(f"SHOW CREATE TABLE `{table}`")).one()[1])
+    return re.sub(r" AUTO_INCREMENT=\d+", "", ddl)
 
 
 def test_revisions_form_a_single_line() -> None:
@@ -60,3 +93,22 @@ def test_upgrade_head_matches_models_and_downgrade_removes_tables(database_url: 
     command.downgrade(config, "base")
 
     assert not table_names(database_url) & TABLES
+
+
+def test_upgrade_head_creates_the_same_schema_as_the_models(database_url: str) -> None:
+    assert not table_names(database_url) & TABLES, "database_url must name an empty database"
+    config = alembic_config(database_url)
+    command.upgrade(config, "head")
+    migrated = schema_snapshot(database_url)
+    command.downgrade(config, "base")
+
+    engine = create_engine(database_url, poolclass=NullPool)
+    try:
+        Base.metadata.create_all(engine)
+        try:
+            created = schema_snapshot(database_url)
+        finally:
+            Base.metadata.drop_all(engine)
+    finally:
+        engine.dispose()
+    assert migrated == created
