@@ -146,6 +146,8 @@ class MariaDBServer:
             return
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
+            # A test may have SIGSTOPped it (frozen-server test); wake it so SIGTERM is handled.
+            proc.send_signal(signal.SIGCONT)
             try:
                 proc.wait(timeout=_STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
@@ -296,7 +298,7 @@ class MariaDBServer:
                 code = None if proc is None else proc.returncode
                 raise RuntimeError(f"mariadbd exited (code {code}) during startup:\n{self.log_tail()}")
             try:
-                conn = self._connect(port=port, timeout=1)
+                conn = self._connect(port=port, timeout=2)
             except pymysql.err.OperationalError as exc:
                 last_error = exc
                 code = exc.args[0] if exc.args else None
@@ -340,5 +342,9 @@ class MariaDBServer:
             password="",
             charset="utf8mb4",
             connect_timeout=timeout,
+            # Without these a listener that never sends a handshake (e.g. a
+            # foreign process on the port) would block forever.
+            read_timeout=timeout,
+            write_timeout=timeout,
             autocommit=True,
         )
