@@ -15,7 +15,6 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
 from core.extensions import jwt
-from repositories.errors import DatabaseUnavailableError
 from services.errors import (
     EmailTakenError,
     InvalidCredentialsError,
@@ -135,12 +134,12 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(InvalidCredentialsError, lambda _e: error_response(401, "Incorrect email or password"))
     app.register_error_handler(UnknownUserError, lambda _e: error_response(401, "User no longer exists"))
     app.register_error_handler(PostNotFoundError, lambda _e: error_response(404, "Post not found"))
-    app.register_error_handler(DatabaseUnavailableError, _handle_database_down)
     app.register_error_handler(PoolTimeoutError, _handle_database_down)
     app.register_error_handler(DBAPIError, _handle_dbapi_error)
     app.register_error_handler(PyJWTError, _token_error)
     app.register_error_handler(JWTExtendedException, _token_error)
-    # flask-jwt-extended answers 422 {"msg"} by default; route all of its outcomes to 401.
+    # Tokens are verified in core.tokens, but flask-jwt-extended still registers handlers that
+    # answer 422 {"msg"} by default: route every one of its outcomes to the contract's 401.
     jwt.unauthorized_loader(_missing_token)
     for loader in (
         jwt.invalid_token_loader,

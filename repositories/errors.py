@@ -3,7 +3,3 @@
 
 class DuplicateEmailError(Exception):
     """The unique index on users.email_address refused an insert."""
-
-
-class DatabaseUnavailableError(Exception):
-    """The database could not be reached or dropped the connection."""

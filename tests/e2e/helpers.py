@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import re
@@ -23,7 +24,7 @@ LIMIT = 1024 * 1024
 TIMEOUT = 30
 # Every request opens its own connection, so successive requests can land on different workers.
 CLOSE = {"Connection": "close"}
-_ACCESS_PID = re.compile(r"^pid=(\d+) ", re.MULTILINE)
+_ACCESS_LINE = re.compile(r'^pid=<(\d+)> "(\w+) (\S+) HTTP/[\d.]+" (\d+) ', re.MULTILINE)
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -132,16 +133,14 @@ def raw_post(
         data = response.read()
         result = RawResponse(response.status, response.headers, data)
     finally:
-        try:
+        with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)  # wakes the sender if it is still blocked
-        except OSError:
-            pass
         sock.close()
     sender.join(timeout)
     result.send_error = errors[0] if errors else None
     return result
 
 
-def access_log_pids(text: str) -> list[int]:
-    """Worker pids of the access-log lines (the live server logs `pid=<pid> ...`)."""
-    return [int(pid) for pid in _ACCESS_PID.findall(text)]
+def access_log(text: str) -> list[tuple[int, str, str, int]]:
+    """(worker pid, method, path, status) of each access-log line, in order (see ACCESS_LOG_FORMAT)."""
+    return [(int(pid), method, path, int(status)) for pid, method, path, status in _ACCESS_LINE.findall(text)]
