@@ -17,7 +17,7 @@ class RequestSchema(Schema):
 class ErrorSchema(Schema):
     """Every non-validation error: `{"error": "..."}`."""
 
-    error = fields.String(required=True, metadata={"example": "Not authenticated"})
+    error = fields.String(required=True, metadata={"example": "A description of what went wrong"})
 
 
 class ValidationErrorSchema(Schema):

@@ -15,6 +15,7 @@ from core.config import INSTANCE_DIR, MAX_BODY_BYTES, Settings, load_settings
 from core.database import init_database
 from core.errors import register_error_handlers
 from core.extensions import api, cache, jwt
+from core.headers import add_standard_headers
 from core.listing_cache import init_listing_cache
 from core.tokens import jwt_config
 from core.wiring import PASSWORDS_KEY
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, MAX_BODY_BYTES)  # type: ignore[method-assign]
     app.before_request(reject_oversized_body)
+    app.after_request(add_standard_headers)
     init_database(app, settings)
     init_listing_cache(app, cache, settings)
     jwt.init_app(app)
