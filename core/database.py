@@ -19,7 +19,9 @@ SESSIONMAKER_KEY = "posts.sessionmaker"
 def build_engine(settings: Settings) -> Engine:
     """An engine with timeouts well below gunicorn's worker timeout, so outages answer 503 fast."""
     url = make_url(settings.database_url)
-    options: dict[str, Any] = {"pool_pre_ping": True}
+    # hide_parameters: driver errors quote the statement's values (emails, password hashes,
+    # post text), and those errors end up in logs.
+    options: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import cached_property
-
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
@@ -28,6 +26,8 @@ class Passwords:
         self._hasher = PasswordHasher(
             time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID
         )
+        # Made up front: made lazily, the first unknown-email sign-in would cost twice as much.
+        self._dummy_hash = self._hasher.hash("timing-equaliser-not-a-password")
 
     def hash(self, password: str) -> str:
         """A salted argon2id hash in PHC string form."""
@@ -47,7 +47,3 @@ class Passwords:
     def needs_rehash(self, password_hash: str) -> bool:
         """True when the hash was made with other parameters than the current ones."""
         return self._hasher.check_needs_rehash(password_hash)
-
-    @cached_property
-    def _dummy_hash(self) -> str:
-        return self._hasher.hash("timing-equaliser-not-a-password")

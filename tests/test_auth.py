@@ -260,3 +260,21 @@ def test_token_in_query_string_is_ignored(client: FlaskClient, sign_up: SignUp) 
     user = sign_up()
     response = client.get(f"{LIST}?token={user['access_token']}&access_token={user['access_token']}")
     assert response.status_code == 401
+
+
+def test_database_errors_never_quote_stored_values(app: Any) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import insert
+    from sqlalchemy.exc import IntegrityError
+
+    from core.database import engine_of
+    from models.tables import UserRow
+
+    now = datetime.now(UTC)
+    row = {"email_address": "dup@example.com", "password_hash": "SECRET-HASH", "created_at": now, "updated_at": now}
+    with pytest.raises(IntegrityError) as raised, engine_of(app).begin() as connection:
+        connection.execute(insert(UserRow).values(id=uuid.uuid4(), **row))
+        connection.execute(insert(UserRow).values(id=uuid.uuid4(), **row))
+    # The statement's parameters are hidden (MariaDB's own message still names the duplicate key).
+    assert "SECRET-HASH" not in str(raised.value)
