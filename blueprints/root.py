@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields
+
+from blueprints.blueprint import Blueprint
 
 blp = Blueprint("root", __name__, description="Service information.")
 

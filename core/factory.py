@@ -16,6 +16,7 @@ from core.database import init_database
 from core.errors import register_error_handlers
 from core.extensions import api, cache, jwt
 from core.headers import add_standard_headers
+from core.json_provider import StrictJSONProvider
 from core.listing_cache import init_listing_cache
 from core.tokens import jwt_config
 from core.wiring import PASSWORDS_KEY
@@ -29,6 +30,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     app = Flask(__name__, instance_path=str(INSTANCE_DIR), static_url_path="/static")
+    app.json = StrictJSONProvider(app)
     app.config.update(_flask_config(settings))
     app.config.update(jwt_config(settings))
     app.extensions["posts.settings"] = settings

@@ -251,3 +251,27 @@ def test_cached_listing_is_served_while_the_database_is_down(app: Flask, client:
     assert response.status_code == 503
     assert response.headers["Retry-After"]
     assert "error" in response.get_json()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param("[" * 100_000 + "]" * 100_000, id="deeply-nested-array"),
+        pytest.param('{"text": ' + '{"a": ' * 5_000 + "1" + "}" * 5_000 + "}", id="deeply-nested-object"),
+        pytest.param('{"text": "\\ud800 lone surrogate"}', id="lone-surrogate"),
+        pytest.param(b'{"text": "\xff\xfe not utf-8"}', id="invalid-utf-8"),
+        pytest.param('{"text": NaN}', id="nan"),
+    ],
+)
+@pytest.mark.parametrize("path", [ADD, "/api/v1/auth/sign_up", "/api/v1/auth/sign_in"])
+def test_json_that_cannot_be_stored_is_422_not_500(client: FlaskClient, token: str, path: str, body: str) -> None:
+    response = client.post(path, data=body, content_type="application/json", headers=bearer(token))
+    assert response.status_code == 422
+    assert response.get_json()["extra"] == ["body: Invalid JSON body."]
+    assert _texts(client, token) == []
+
+
+def test_a_body_token_in_unparseable_json_is_not_read(client: FlaskClient, token: str) -> None:
+    body = '{"token": "' + token + '", "text": "\\ud800"}'
+    response = client.post(ADD, data=body, content_type="application/json")
+    assert response.status_code == 401

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import request
-from flask_smorest import Blueprint
 from marshmallow import ValidationError
 
 from blueprints.auth.schemas import (
@@ -15,6 +14,7 @@ from blueprints.auth.schemas import (
     SignUpSchema,
     UserWithTokensSchema,
 )
+from blueprints.blueprint import Blueprint
 from blueprints.docs import errors
 from core.errors import AuthenticationError
 from core.tokens import issue_access_token, issue_tokens, verify_token

@@ -6,8 +6,8 @@ import uuid
 from typing import Any
 
 from flask import Response
-from flask_smorest import Blueprint
 
+from blueprints.blueprint import Blueprint
 from blueprints.docs import BEARER_SECURITY, errors
 from blueprints.posts.schemas import AddPostSchema, DeletedSchema, PostCreatedSchema, PostIdSchema, PostSchema
 from core.tokens import access_token_required, current_user_id
