@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = "5"
 # webargs names locations after the request part; FastAPI clients expect these names.
-LOCATION_NAMES = {"json": "body", "form": "body", "json_or_form": "body", "querystring": "query", "headers": "header"}
+LOCATION_NAMES = {"json": "body", "form": "body", "headers": "header"}
 
 
 class ApiError(Exception):
@@ -41,10 +41,10 @@ class ApiError(Exception):
 
 
 class AuthenticationError(ApiError):
-    """401 with `WWW-Authenticate: Bearer`, for every token or credential failure."""
+    """401 for every token failure; error_response adds `WWW-Authenticate: Bearer` to all 401s."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(401, message, {"WWW-Authenticate": "Bearer"})
+        super().__init__(401, message)
 
 
 def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:

@@ -33,7 +33,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json = StrictJSONProvider(app)
     app.config.update(_flask_config(settings))
     app.config.update(jwt_config(settings))
-    app.extensions["posts.settings"] = settings
     app.extensions[PASSWORDS_KEY] = Passwords()
 
     app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, MAX_BODY_BYTES)  # type: ignore[method-assign]

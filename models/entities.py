@@ -19,15 +19,6 @@ class User(BaseModel):
     updated_at: datetime
 
 
-class Credentials(BaseModel):
-    """The user's id and password hash, read only for sign-in."""
-
-    model_config = ConfigDict(frozen=True)
-
-    user_id: uuid.UUID
-    password_hash: str
-
-
 class Post(BaseModel):
     """One post as listed to its owner."""
 

@@ -8,7 +8,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from models.entities import Credentials, User
+from models.entities import User
 from models.tables import UserRow
 from repositories.errors import DuplicateEmailError
 
@@ -35,7 +35,7 @@ class UserRepository:
             self._session.rollback()
             raise DuplicateEmailError(user.email_address) from exc
 
-    def credentials_by_email(self, email_address: str) -> tuple[User, Credentials] | None:
+    def credentials_by_email(self, email_address: str) -> tuple[User, str] | None:
         """The account and its password hash for sign-in, in one SELECT."""
         row = self._session.execute(
             select(
@@ -45,7 +45,7 @@ class UserRepository:
         if row is None:
             return None
         user = User(id=row.id, email_address=row.email_address, created_at=row.created_at, updated_at=row.updated_at)
-        return user, Credentials(user_id=row.id, password_hash=row.password_hash)
+        return user, row.password_hash
 
     def get(self, user_id: uuid.UUID) -> User | None:
         """The account with this id, if it still exists."""

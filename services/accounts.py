@@ -59,10 +59,10 @@ class AccountService:
         if found is None:
             self._passwords.verify_nobody(password)
             raise InvalidCredentialsError
-        user, credentials = found
-        if not self._passwords.verify(credentials.password_hash, password):
+        user, password_hash = found
+        if not self._passwords.verify(password_hash, password):
             raise InvalidCredentialsError
-        if self._passwords.needs_rehash(credentials.password_hash):
+        if self._passwords.needs_rehash(password_hash):
             self._users.update_password_hash(user.id, self._passwords.hash(password))
         return user
 

@@ -16,8 +16,6 @@ class EmailField(fields.String):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
-        if len(text) > MAX_EMAIL_LENGTH:
-            raise ValidationError(f"Longer than maximum length {MAX_EMAIL_LENGTH}.")
         try:
             return normalize_email(text)
         except InvalidEmailError as exc:

@@ -64,6 +64,22 @@ def _assert_unavailable(
     assert elapsed < bound, f"503 took {elapsed:.1f}s"
 
 
+def _add_post_once_recovered(live: LiveServer, token: str, text: str) -> str:
+    """Retry add-post until the database is back; only 503s may come before the 200."""
+    deadline = time.monotonic() + RECOVERY_SECONDS
+    seen: list[int] = []
+    while True:
+        response = requests.post(live.base + ADD, json={"text": text}, headers=bearer(token), timeout=TIMEOUT)
+        seen.append(response.status_code)
+        if response.status_code == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert response.status_code == 200, (seen, response.text, live.log_tail())
+    assert set(seen) <= {200, 503}, seen
+    post_id: str = response.json()["id"]
+    return post_id
+
+
 def test_outage_serves_cached_listing_refuses_writes_and_recovers(
     own_mariadb: MariaDBServer, start_server: StartServer
 ) -> None:
@@ -94,17 +110,7 @@ def test_outage_serves_cached_listing_refuses_writes_and_recovers(
 
     own_mariadb.start()  # same port and data directory; gunicorn is not restarted
 
-    deadline = time.monotonic() + RECOVERY_SECONDS
-    seen: list[int] = []
-    while True:
-        response = requests.post(base + ADD, json={"text": "after"}, headers=bearer(token), timeout=TIMEOUT)
-        seen.append(response.status_code)
-        if response.status_code == 200 or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    assert response.status_code == 200, (seen, response.text, live.log_tail())
-    assert set(seen) <= {200, 503}, seen
-    after = response.json()["id"]
+    after = _add_post_once_recovered(live, token, "after")
 
     # Every worker recovers, and nothing written during the outage was stored.
     for _ in range(TRIES):
@@ -145,13 +151,7 @@ def test_frozen_database_answers_503_before_gunicorn_kills_the_worker(
     finally:
         os.kill(pid, signal.SIGCONT)
 
-    deadline = time.monotonic() + RECOVERY_SECONDS
-    while True:
-        response = requests.post(base + ADD, json={"text": "thawed"}, headers=bearer(token), timeout=TIMEOUT)
-        if response.status_code == 200 or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    assert response.status_code == 200, (response.status_code, response.text, live.log_tail())
+    thawed = _add_post_once_recovered(live, token, "thawed")
     texts = [(post["id"], post["text"]) for post in list_posts(base, token)]
-    assert texts == [(response.json()["id"], "thawed"), (first, "before the freeze")]
+    assert texts == [(thawed, "thawed"), (first, "before the freeze")]
     assert "WORKER TIMEOUT" not in live.log(), live.log_tail()
