@@ -18,6 +18,7 @@ from core.database import engine_of
 from core.factory import create_app
 from models.tables import Base, PostRow, UserRow
 from tests.support.mariadb import MariaDBServer, mariadbd_path
+from tests.support.redis import RedisServer, redis_server_path
 
 BACKENDS = ["sqlite", "mariadb"]
 TEST_SECRET = "test-signing-key-that-is-at-least-32-bytes-long"
@@ -36,6 +37,27 @@ def mariadb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB
     server.start()
     yield server
     server.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One Redis server for the whole run, started by the tests themselves."""
+    if redis_server_path() is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is not installed; .ci/run must install redis-server")
+        pytest.skip("redis-server is not installed (apt-get install redis-server); Redis tests skipped")
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_server(redis_server_session: RedisServer) -> RedisServer:
+    """The shared Redis server, running and empty at the start of the test."""
+    redis_server_session.start()  # a previous test may have stopped it
+    redis_server_session.flush()
+    return redis_server_session
 
 
 def _new_database(backend: str, request: pytest.FixtureRequest, tmp_dir: Path) -> str:
