@@ -26,15 +26,16 @@ ERROR_RESPONSE_NAMES = {
     404: "NOT_FOUND",
     413: "REQUEST_ENTITY_TOO_LARGE",
     422: "UNPROCESSABLE_ENTITY",
+    500: "INTERNAL_SERVER_ERROR",
     503: "SERVICE_UNAVAILABLE",
 }
 
 
 def errors(blp: Blueprint, *statuses: int) -> Callable[[F], F]:
-    """Document the error responses a view can give (the default error covers 500)."""
+    """Document the error responses a view can give; 500 (anything unexpected) is always added."""
 
     def decorator(view: F) -> F:
-        for status in statuses:
+        for status in sorted({*statuses, 500}):
             view = blp.alt_response(status, response=ERROR_RESPONSE_NAMES[status])(view)
         return view
 

@@ -32,7 +32,11 @@ def _email_alias(data: Any) -> Any:
 class SignUpSchema(RequestSchema):
     """Sign-up request. `email` is accepted as an alias of `email_address`."""
 
-    email_address = EmailField(required=True, metadata={"example": "ada@example.com"})
+    email_address = EmailField(
+        required=True,
+        validate=validate.Length(max=MAX_EMAIL_LENGTH),
+        metadata={"example": "ada@example.com", "format": "email"},
+    )
     password = fields.String(
         required=True,
         load_only=True,
