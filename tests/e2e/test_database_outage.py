@@ -27,10 +27,12 @@ from tests.support.mariadb import MariaDBServer, mariadbd_path
 
 pytestmark = pytest.mark.e2e
 
-# A hang would be a bug: the database timeouts are meant to answer well inside gunicorn's 30 s.
-ANSWER_BOUND_SECONDS = 10.0
+# The issue's bound: a request that needs the database answers 503 within 5 s, whatever the
+# outage. The defaults (core/database.py) make that ~3 s at most, ~0 s when the server is down.
+ANSWER_BOUND_SECONDS = 5.0
 RECOVERY_SECONDS = 15.0
 TRIES = 6  # enough requests to reach every worker
+OUTAGE_KINDS = ("stopped", "killed", "frozen")
 
 
 @pytest.fixture
@@ -80,8 +82,36 @@ def _add_post_once_recovered(live: LiveServer, token: str, text: str) -> str:
     return post_id
 
 
+class Outage:
+    """Takes a MariaDB server down in one of three ways, and brings it back."""
+
+    def __init__(self, server: MariaDBServer, kind: str) -> None:
+        self.server = server
+        self.kind = kind
+        self._frozen_pid: int | None = None
+
+    def begin(self) -> None:
+        """stopped: clean shutdown; killed: SIGKILL; frozen: SIGSTOP (TCP still accepted, no answers)."""
+        if self.kind == "stopped":
+            self.server.stop()
+        elif self.kind == "killed":
+            self.server.kill()
+        else:
+            self._frozen_pid = int(self.server.pid_file.read_text())
+            os.kill(self._frozen_pid, signal.SIGSTOP)
+
+    def end(self) -> None:
+        """Same port and data directory; the service is not restarted."""
+        if self._frozen_pid is not None:
+            os.kill(self._frozen_pid, signal.SIGCONT)
+            self._frozen_pid = None
+        else:
+            self.server.start()
+
+
+@pytest.mark.parametrize("kind", OUTAGE_KINDS)
 def test_outage_serves_cached_listing_refuses_writes_and_recovers(
-    own_mariadb: MariaDBServer, start_server: StartServer
+    own_mariadb: MariaDBServer, start_server: StartServer, kind: str
 ) -> None:
     live = start_server(own_mariadb.create_database("posts_outage"))
     base = live.base
@@ -89,26 +119,31 @@ def test_outage_serves_cached_listing_refuses_writes_and_recovers(
     first = add_post(base, token, "before the outage")
     assert [post["id"] for post in list_posts(base, token)] == [first]  # now cached
 
-    own_mariadb.stop()
+    outage = Outage(own_mariadb, kind)
+    outage.begin()
+    latencies: list[float] = []
+    try:
+        # Reads come from the shared cache, on whichever worker answers.
+        for _ in range(TRIES):
+            started = time.monotonic()
+            posts = list_posts(base, token)
+            assert time.monotonic() - started < ANSWER_BOUND_SECONDS
+            assert [(post["id"], post["text"]) for post in posts] == [(first, "before the outage")]
 
-    # Reads come from the shared cache, on whichever worker answers.
-    for _ in range(TRIES):
-        started = time.monotonic()
-        posts = list_posts(base, token)
-        assert time.monotonic() - started < ANSWER_BOUND_SECONDS
-        assert [(post["id"], post["text"]) for post in posts] == [(first, "before the outage")]
-
-    # Writes and sign-in need the database: a prompt 503 with Retry-After, never a hang or a 500.
-    for attempt in range(TRIES):
-        response, elapsed = _timed_post(base + ADD, json={"text": f"lost {attempt}"}, headers=bearer(token))
-        _assert_unavailable(response, elapsed, live)
-    for _ in range(2):
-        response, elapsed = _timed_post(
-            base + SIGN_IN, json={"email_address": "ada@example.com", "password": PASSWORD}, headers=CLOSE
-        )
-        _assert_unavailable(response, elapsed, live)
-
-    own_mariadb.start()  # same port and data directory; gunicorn is not restarted
+        # Writes and sign-in need the database: a prompt 503 with Retry-After, never a hang or a 500.
+        for attempt in range(TRIES):
+            response, elapsed = _timed_post(base + ADD, json={"text": f"lost {attempt}"}, headers=bearer(token))
+            _assert_unavailable(response, elapsed, live)
+            latencies.append(elapsed)
+        for _ in range(2):
+            response, elapsed = _timed_post(
+                base + SIGN_IN, json={"email_address": "ada@example.com", "password": PASSWORD}, headers=CLOSE
+            )
+            _assert_unavailable(response, elapsed, live)
+            latencies.append(elapsed)
+    finally:
+        outage.end()
+    print(f"\n{kind}: 503 after {min(latencies):.2f}..{max(latencies):.2f} s over {len(latencies)} requests")
 
     after = _add_post_once_recovered(live, token, "after")
 
@@ -123,35 +158,6 @@ def test_outage_serves_cached_listing_refuses_writes_and_recovers(
 
     log = live.log()
     assert "WORKER TIMEOUT" not in log, live.log_tail()
+    assert '" 502 ' not in log, live.log_tail()
     assert log.count("Booting worker") == 3, live.log_tail()
     assert "Internal server error" not in log and "unhandled error" not in log, live.log_tail()
-
-
-# Well below gunicorn.conf.py's 30 s worker timeout. With the default DB_READ_TIMEOUT_SECONDS=5 a
-# frozen server costs up to ~10 s: the pre-ping of a pooled connection times out (5 s), then the
-# reconnect's handshake waits out the read timeout again (PyMySQL applies connect_timeout only to
-# the TCP connect, which the kernel completes for a stopped process).
-FROZEN_BOUND_SECONDS = 15.0
-
-
-def test_frozen_database_answers_503_before_gunicorn_kills_the_worker(
-    own_mariadb: MariaDBServer, start_server: StartServer
-) -> None:
-    live = start_server(own_mariadb.create_database("posts_frozen"))
-    base = live.base
-    token = sign_up(base, "ada@example.com")["access_token"]
-    first = add_post(base, token, "before the freeze")
-    # SIGSTOP: the kernel still accepts TCP connections, but the server never answers,
-    # so only the driver's connect/read timeouts can end the request.
-    pid = int(own_mariadb.pid_file.read_text())
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        response, elapsed = _timed_post(base + ADD, json={"text": "frozen"}, headers=bearer(token))
-        _assert_unavailable(response, elapsed, live, bound=FROZEN_BOUND_SECONDS)
-    finally:
-        os.kill(pid, signal.SIGCONT)
-
-    thawed = _add_post_once_recovered(live, token, "thawed")
-    texts = [(post["id"], post["text"]) for post in list_posts(base, token)]
-    assert texts == [(thawed, "thawed"), (first, "before the freeze")]
-    assert "WORKER TIMEOUT" not in live.log(), live.log_tail()
