@@ -8,8 +8,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pymysql  # type: ignore[import-untyped, unused-ignore]
 import pytest
 import requests
+from sqlalchemy.engine import make_url
 
 from tests.e2e.conftest import LiveServer, StartServer
 from tests.e2e.helpers import (
@@ -161,3 +163,65 @@ def test_outage_serves_cached_listing_refuses_writes_and_recovers(
     assert '" 502 ' not in log, live.log_tail()
     assert log.count("Booting worker") == 3, live.log_tail()
     assert "Internal server error" not in log and "unhandled error" not in log, live.log_tail()
+
+
+IDLE_CUTOFF_SECONDS = 2
+
+
+def _root_connection(server: MariaDBServer) -> pymysql.connections.Connection[pymysql.cursors.Cursor]:
+    return pymysql.connect(host="127.0.0.1", port=server.port, user="root", password="", autocommit=True)
+
+
+def _connections_to(server: MariaDBServer, database: str) -> int:
+    with _root_connection(server) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = %s", (database,))
+        row = cursor.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_connections_closed_by_the_server_while_idle_are_not_an_error(
+    backend: str, request: pytest.FixtureRequest, start_server: StartServer
+) -> None:
+    if backend != "mariadb":
+        pytest.skip("wait_timeout is a MySQL/MariaDB server setting")
+    server: MariaDBServer = request.getfixturevalue("mariadb_server")
+    database_url: str = request.getfixturevalue("database_url")
+    database = make_url(database_url).database
+    assert database
+    # The server is shared by the whole session: a short idle cut-off only while this service's
+    # connections are opened (a session copies the global value when it connects), restored at once.
+    with _root_connection(server) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT @@GLOBAL.wait_timeout, @@GLOBAL.interactive_timeout")
+        saved = cursor.fetchone()
+        assert saved is not None
+        cursor.execute(f"SET GLOBAL wait_timeout = {IDLE_CUTOFF_SECONDS}")
+        cursor.execute(f"SET GLOBAL interactive_timeout = {IDLE_CUTOFF_SECONDS}")
+        try:
+            live = start_server(database_url)
+            token = sign_up(live.base, "ada@example.com")["access_token"]
+            kept = [add_post(live.base, token, f"post {i}") for i in range(TRIES)][::-1]  # newest first
+        finally:
+            cursor.execute(f"SET GLOBAL wait_timeout = {int(saved[0])}")
+            cursor.execute(f"SET GLOBAL interactive_timeout = {int(saved[1])}")
+    assert _connections_to(server, database) > 0
+
+    # The server drops every idle connection of the pools; the workers are not told.
+    deadline = time.monotonic() + 10 * IDLE_CUTOFF_SECONDS
+    while _connections_to(server, database) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    assert _connections_to(server, database) == 0
+
+    # Pre-ping finds each dead connection and replaces it: no request fails.
+    for i in range(TRIES):
+        kept.insert(0, add_post(live.base, token, f"after idle {i}"))
+    for _ in range(TRIES):
+        assert [post["id"] for post in list_posts(live.base, token)] == kept
+        response = requests.post(
+            live.base + SIGN_IN,
+            json={"email_address": "ada@example.com", "password": PASSWORD},
+            headers=CLOSE,
+            timeout=TIMEOUT,
+        )
+        assert response.status_code == 200, response.text
+    assert "database unavailable" not in live.log() and "unhandled error" not in live.log(), live.log_tail()
