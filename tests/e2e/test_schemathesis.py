@@ -15,15 +15,14 @@ from tests.e2e.helpers import sign_up
 
 pytestmark = pytest.mark.e2e
 
-# Server errors, undeclared statuses, wrong content types, bodies that do not match the declared
-# schema, and invalid data that is accepted: every one of these fails the run.
-CHECKS = (
-    "not_a_server_error",
-    "status_code_conformance",
-    "content_type_conformance",
-    "response_schema_conformance",
-    "negative_data_rejection",
-)
+# Every check Schemathesis has: server errors, undeclared statuses, wrong content types, bodies and
+# headers that do not match the declared schema, invalid data that is accepted, wrong Allow headers,
+# auth that is ignored, deleted posts that are still served...
+CHECKS = "all"
+# ...but one: positive_data_acceptance wants every schema-valid body accepted, and the contract
+# refuses two that JSON Schema cannot describe: an email that is already taken, and a
+# confirm_password that differs from password (400 both, CONTRACT.md "Errors").
+EXCLUDED_CHECKS = "positive_data_acceptance"
 OPERATIONS = 7
 # Bounded and seeded: the same ~800 cases every run, in well under a minute on a 2-core machine.
 MAX_EXAMPLES = 100
@@ -59,7 +58,9 @@ def test_schemathesis_finds_no_failure_against_the_live_openapi(
         "--header",
         f"Authorization: Bearer {token}",
         "--checks",
-        ",".join(CHECKS),
+        CHECKS,
+        "--exclude-checks",
+        EXCLUDED_CHECKS,
         "--max-examples",
         str(MAX_EXAMPLES),
         "--seed",
@@ -76,5 +77,6 @@ def test_schemathesis_finds_no_failure_against_the_live_openapi(
     assert re.search(rf"Tested:\s+{OPERATIONS}\b", output), output
     generated = re.search(r"(\d+) generated, (\d+) passed", output)
     assert generated and int(generated[1]) >= OPERATIONS * 10 and generated[1] == generated[2], output
+    print(output[-600:])  # the summary, shown with -s or -rP
     log = live.log()
     assert "unhandled error" not in log and "WORKER TIMEOUT" not in log, live.log_tail()
