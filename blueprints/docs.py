@@ -31,11 +31,15 @@ ERROR_RESPONSE_NAMES = {
 }
 
 
+# Any request can get these: the body limit is checked before routing, and 500 is anything unexpected.
+ALWAYS_POSSIBLE = (413, 500)
+
+
 def errors(blp: Blueprint, *statuses: int) -> Callable[[F], F]:
-    """Document the error responses a view can give; 500 (anything unexpected) is always added."""
+    """Document the error responses a view can give, plus those every request can get (ALWAYS_POSSIBLE)."""
 
     def decorator(view: F) -> F:
-        for status in sorted({*statuses, 500}):
+        for status in sorted({*statuses, *ALWAYS_POSSIBLE}):
             view = blp.alt_response(status, response=ERROR_RESPONSE_NAMES[status])(view)
         return view
 
