@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from blueprints.auth.schemas import EXAMPLE_EMAIL, EXAMPLE_PASSWORD
 from tests.e2e.conftest import StartServer
 from tests.e2e.helpers import sign_up
 
@@ -49,7 +50,8 @@ def test_schemathesis_finds_no_failure_against_the_live_openapi(
     if backend != "mariadb":
         pytest.skip("one fuzzing run is enough; it runs against the production-like backend, MariaDB")
     live = start_server(database_url, **NO_RATE_LIMITS)
-    token = sign_up(live.base, "fuzzer@example.com")["access_token"]
+    # The documented example account, so the examples phase signs in for real (200s checked too).
+    token = sign_up(live.base, EXAMPLE_EMAIL, EXAMPLE_PASSWORD)["access_token"]
 
     command = [
         _schemathesis(),
