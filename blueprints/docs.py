@@ -26,15 +26,21 @@ ERROR_RESPONSE_NAMES = {
     404: "NOT_FOUND",
     413: "REQUEST_ENTITY_TOO_LARGE",
     422: "UNPROCESSABLE_ENTITY",
+    429: "TOO_MANY_REQUESTS",
+    500: "INTERNAL_SERVER_ERROR",
     503: "SERVICE_UNAVAILABLE",
 }
 
 
+# Any request can get these: the body limit is checked before routing, and 500 is anything unexpected.
+ALWAYS_POSSIBLE = (413, 500)
+
+
 def errors(blp: Blueprint, *statuses: int) -> Callable[[F], F]:
-    """Document the error responses a view can give (the default error covers 500)."""
+    """Document the error responses a view can give, plus those every request can get (ALWAYS_POSSIBLE)."""
 
     def decorator(view: F) -> F:
-        for status in statuses:
+        for status in sorted({*statuses, *ALWAYS_POSSIBLE}):
             view = blp.alt_response(status, response=ERROR_RESPONSE_NAMES[status])(view)
         return view
 

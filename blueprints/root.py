@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields
 
 from blueprints.blueprint import Blueprint
+from blueprints.docs import errors
 
 blp = Blueprint("root", __name__, description="Service information.")
 
@@ -19,6 +20,7 @@ class RootSchema(Schema):
 
 @blp.route("/", methods=["GET"])
 @blp.response(200, RootSchema)
+@errors(blp)
 def index() -> dict[str, str]:
     """Say the service is up and where its documentation lives."""
     return {"message": "Posts API is running", "docs": "/docs", "openapi": "/openapi.json"}

@@ -10,6 +10,11 @@ from blueprints.schemas import RequestSchema
 from services.accounts import MAX_EMAIL_LENGTH, InvalidEmailError, normalize_email
 from services.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 
+# One example account across the docs: sign up with it, then sign in with it (Swagger UI's
+# "Try it out", and Schemathesis' examples phase, which the fuzzing test signs up for).
+EXAMPLE_EMAIL = "ada@example.com"
+EXAMPLE_PASSWORD = "correct horse battery"  # noqa: S105 - a documentation example, not a secret
+
 
 class EmailField(fields.String):
     """An email address, validated for syntax and length and returned in its stored (lowercase) form."""
@@ -32,12 +37,16 @@ def _email_alias(data: Any) -> Any:
 class SignUpSchema(RequestSchema):
     """Sign-up request. `email` is accepted as an alias of `email_address`."""
 
-    email_address = EmailField(required=True, metadata={"example": "ada@example.com"})
+    email_address = EmailField(
+        required=True,
+        validate=validate.Length(max=MAX_EMAIL_LENGTH),
+        metadata={"example": EXAMPLE_EMAIL, "format": "email"},
+    )
     password = fields.String(
         required=True,
         load_only=True,
         validate=validate.Length(MIN_PASSWORD_LENGTH, MAX_PASSWORD_LENGTH),
-        metadata={"example": "correct horse battery"},
+        metadata={"example": EXAMPLE_PASSWORD},
     )
     confirm_password = fields.String(load_only=True, load_default=None)
 
@@ -49,8 +58,15 @@ class SignUpSchema(RequestSchema):
 class SignInJsonSchema(RequestSchema):
     """JSON sign-in. `email` is accepted as an alias of `email_address`."""
 
-    email_address = fields.String(required=True, validate=validate.Length(1, MAX_EMAIL_LENGTH))
-    password = fields.String(required=True, load_only=True, validate=validate.Length(1, MAX_PASSWORD_LENGTH))
+    email_address = fields.String(
+        required=True, validate=validate.Length(1, MAX_EMAIL_LENGTH), metadata={"example": EXAMPLE_EMAIL}
+    )
+    password = fields.String(
+        required=True,
+        load_only=True,
+        validate=validate.Length(1, MAX_PASSWORD_LENGTH),
+        metadata={"example": EXAMPLE_PASSWORD},
+    )
 
     @pre_load
     def _alias(self, data: Any, **_kwargs: Any) -> Any:
@@ -60,8 +76,15 @@ class SignInJsonSchema(RequestSchema):
 class SignInFormSchema(RequestSchema):
     """OAuth2 password-flow sign-in form (`username` is the email), as Swagger UI's Authorize sends."""
 
-    username = fields.String(required=True, validate=validate.Length(1, MAX_EMAIL_LENGTH))
-    password = fields.String(required=True, load_only=True, validate=validate.Length(1, MAX_PASSWORD_LENGTH))
+    username = fields.String(
+        required=True, validate=validate.Length(1, MAX_EMAIL_LENGTH), metadata={"example": EXAMPLE_EMAIL}
+    )
+    password = fields.String(
+        required=True,
+        load_only=True,
+        validate=validate.Length(1, MAX_PASSWORD_LENGTH),
+        metadata={"example": EXAMPLE_PASSWORD},
+    )
     grant_type = fields.String(load_only=True, metadata={"example": "password"})
 
 

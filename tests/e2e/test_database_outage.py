@@ -8,8 +8,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pymysql  # type: ignore[import-untyped, unused-ignore]
 import pytest
 import requests
+from sqlalchemy.engine import make_url
 
 from tests.e2e.conftest import LiveServer, StartServer
 from tests.e2e.helpers import (
@@ -27,10 +29,12 @@ from tests.support.mariadb import MariaDBServer, mariadbd_path
 
 pytestmark = pytest.mark.e2e
 
-# A hang would be a bug: the database timeouts are meant to answer well inside gunicorn's 30 s.
-ANSWER_BOUND_SECONDS = 10.0
+# The issue's bound: a request that needs the database answers 503 within 5 s, whatever the
+# outage. The defaults (core/database.py) make that ~3 s at most, ~0 s when the server is down.
+ANSWER_BOUND_SECONDS = 5.0
 RECOVERY_SECONDS = 15.0
 TRIES = 6  # enough requests to reach every worker
+OUTAGE_KINDS = ("stopped", "killed", "frozen")
 
 
 @pytest.fixture
@@ -80,8 +84,36 @@ def _add_post_once_recovered(live: LiveServer, token: str, text: str) -> str:
     return post_id
 
 
+class Outage:
+    """Takes a MariaDB server down in one of three ways, and brings it back."""
+
+    def __init__(self, server: MariaDBServer, kind: str) -> None:
+        self.server = server
+        self.kind = kind
+        self._frozen_pid: int | None = None
+
+    def begin(self) -> None:
+        """stopped: clean shutdown; killed: SIGKILL; frozen: SIGSTOP (TCP still accepted, no answers)."""
+        if self.kind == "stopped":
+            self.server.stop()
+        elif self.kind == "killed":
+            self.server.kill()
+        else:
+            self._frozen_pid = int(self.server.pid_file.read_text())
+            os.kill(self._frozen_pid, signal.SIGSTOP)
+
+    def end(self) -> None:
+        """Same port and data directory; the service is not restarted."""
+        if self._frozen_pid is not None:
+            os.kill(self._frozen_pid, signal.SIGCONT)
+            self._frozen_pid = None
+        else:
+            self.server.start()
+
+
+@pytest.mark.parametrize("kind", OUTAGE_KINDS)
 def test_outage_serves_cached_listing_refuses_writes_and_recovers(
-    own_mariadb: MariaDBServer, start_server: StartServer
+    own_mariadb: MariaDBServer, start_server: StartServer, kind: str
 ) -> None:
     live = start_server(own_mariadb.create_database("posts_outage"))
     base = live.base
@@ -89,26 +121,31 @@ def test_outage_serves_cached_listing_refuses_writes_and_recovers(
     first = add_post(base, token, "before the outage")
     assert [post["id"] for post in list_posts(base, token)] == [first]  # now cached
 
-    own_mariadb.stop()
+    outage = Outage(own_mariadb, kind)
+    outage.begin()
+    latencies: list[float] = []
+    try:
+        # Reads come from the shared cache, on whichever worker answers.
+        for _ in range(TRIES):
+            started = time.monotonic()
+            posts = list_posts(base, token)
+            assert time.monotonic() - started < ANSWER_BOUND_SECONDS
+            assert [(post["id"], post["text"]) for post in posts] == [(first, "before the outage")]
 
-    # Reads come from the shared cache, on whichever worker answers.
-    for _ in range(TRIES):
-        started = time.monotonic()
-        posts = list_posts(base, token)
-        assert time.monotonic() - started < ANSWER_BOUND_SECONDS
-        assert [(post["id"], post["text"]) for post in posts] == [(first, "before the outage")]
-
-    # Writes and sign-in need the database: a prompt 503 with Retry-After, never a hang or a 500.
-    for attempt in range(TRIES):
-        response, elapsed = _timed_post(base + ADD, json={"text": f"lost {attempt}"}, headers=bearer(token))
-        _assert_unavailable(response, elapsed, live)
-    for _ in range(2):
-        response, elapsed = _timed_post(
-            base + SIGN_IN, json={"email_address": "ada@example.com", "password": PASSWORD}, headers=CLOSE
-        )
-        _assert_unavailable(response, elapsed, live)
-
-    own_mariadb.start()  # same port and data directory; gunicorn is not restarted
+        # Writes and sign-in need the database: a prompt 503 with Retry-After, never a hang or a 500.
+        for attempt in range(TRIES):
+            response, elapsed = _timed_post(base + ADD, json={"text": f"lost {attempt}"}, headers=bearer(token))
+            _assert_unavailable(response, elapsed, live)
+            latencies.append(elapsed)
+        for _ in range(2):
+            response, elapsed = _timed_post(
+                base + SIGN_IN, json={"email_address": "ada@example.com", "password": PASSWORD}, headers=CLOSE
+            )
+            _assert_unavailable(response, elapsed, live)
+            latencies.append(elapsed)
+    finally:
+        outage.end()
+    print(f"\n{kind}: 503 after {min(latencies):.2f}..{max(latencies):.2f} s over {len(latencies)} requests")
 
     after = _add_post_once_recovered(live, token, "after")
 
@@ -123,35 +160,68 @@ def test_outage_serves_cached_listing_refuses_writes_and_recovers(
 
     log = live.log()
     assert "WORKER TIMEOUT" not in log, live.log_tail()
+    assert '" 502 ' not in log, live.log_tail()
     assert log.count("Booting worker") == 3, live.log_tail()
     assert "Internal server error" not in log and "unhandled error" not in log, live.log_tail()
 
 
-# Well below gunicorn.conf.py's 30 s worker timeout. With the default DB_READ_TIMEOUT_SECONDS=5 a
-# frozen server costs up to ~10 s: the pre-ping of a pooled connection times out (5 s), then the
-# reconnect's handshake waits out the read timeout again (PyMySQL applies connect_timeout only to
-# the TCP connect, which the kernel completes for a stopped process).
-FROZEN_BOUND_SECONDS = 15.0
+IDLE_CUTOFF_SECONDS = 2
 
 
-def test_frozen_database_answers_503_before_gunicorn_kills_the_worker(
-    own_mariadb: MariaDBServer, start_server: StartServer
+def _root_connection(server: MariaDBServer) -> pymysql.connections.Connection[pymysql.cursors.Cursor]:
+    return pymysql.connect(host="127.0.0.1", port=server.port, user="root", password="", autocommit=True)
+
+
+def _connections_to(server: MariaDBServer, database: str) -> int:
+    with _root_connection(server) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = %s", (database,))
+        row = cursor.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_connections_closed_by_the_server_while_idle_are_not_an_error(
+    backend: str, request: pytest.FixtureRequest, start_server: StartServer
 ) -> None:
-    live = start_server(own_mariadb.create_database("posts_frozen"))
-    base = live.base
-    token = sign_up(base, "ada@example.com")["access_token"]
-    first = add_post(base, token, "before the freeze")
-    # SIGSTOP: the kernel still accepts TCP connections, but the server never answers,
-    # so only the driver's connect/read timeouts can end the request.
-    pid = int(own_mariadb.pid_file.read_text())
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        response, elapsed = _timed_post(base + ADD, json={"text": "frozen"}, headers=bearer(token))
-        _assert_unavailable(response, elapsed, live, bound=FROZEN_BOUND_SECONDS)
-    finally:
-        os.kill(pid, signal.SIGCONT)
+    if backend != "mariadb":
+        pytest.skip("wait_timeout is a MySQL/MariaDB server setting")
+    server: MariaDBServer = request.getfixturevalue("mariadb_server")
+    database_url: str = request.getfixturevalue("database_url")
+    database = make_url(database_url).database
+    assert database
+    # The server is shared by the whole session: a short idle cut-off only while this service's
+    # connections are opened (a session copies the global value when it connects), restored at once.
+    with _root_connection(server) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT @@GLOBAL.wait_timeout, @@GLOBAL.interactive_timeout")
+        saved = cursor.fetchone()
+        assert saved is not None
+        cursor.execute(f"SET GLOBAL wait_timeout = {IDLE_CUTOFF_SECONDS}")
+        cursor.execute(f"SET GLOBAL interactive_timeout = {IDLE_CUTOFF_SECONDS}")
+        try:
+            live = start_server(database_url)
+            token = sign_up(live.base, "ada@example.com")["access_token"]
+            kept = [add_post(live.base, token, f"post {i}") for i in range(TRIES)][::-1]  # newest first
+        finally:
+            cursor.execute(f"SET GLOBAL wait_timeout = {int(saved[0])}")
+            cursor.execute(f"SET GLOBAL interactive_timeout = {int(saved[1])}")
+    assert _connections_to(server, database) > 0
 
-    thawed = _add_post_once_recovered(live, token, "thawed")
-    texts = [(post["id"], post["text"]) for post in list_posts(base, token)]
-    assert texts == [(thawed, "thawed"), (first, "before the freeze")]
-    assert "WORKER TIMEOUT" not in live.log(), live.log_tail()
+    # The server drops every idle connection of the pools; the workers are not told.
+    deadline = time.monotonic() + 10 * IDLE_CUTOFF_SECONDS
+    while _connections_to(server, database) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    assert _connections_to(server, database) == 0
+
+    # Pre-ping finds each dead connection and replaces it: no request fails.
+    for i in range(TRIES):
+        kept.insert(0, add_post(live.base, token, f"after idle {i}"))
+    for _ in range(TRIES):
+        assert [post["id"] for post in list_posts(live.base, token)] == kept
+        response = requests.post(
+            live.base + SIGN_IN,
+            json={"email_address": "ada@example.com", "password": PASSWORD},
+            headers=CLOSE,
+            timeout=TIMEOUT,
+        )
+        assert response.status_code == 200, response.text
+    assert "database unavailable" not in live.log() and "unhandled error" not in live.log(), live.log_tail()
