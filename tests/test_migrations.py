@@ -112,3 +112,42 @@ def test_upgrade_head_creates_the_same_schema_as_the_models(database_url: str) -
     finally:
         engine.dispose()
     assert migrated == created
+
+
+def _user_columns_and_rows(database_url: str) -> tuple[set[str], list[Any]]:
+    engine = create_engine(database_url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            columns = {column["name"] for column in inspect(connection).get_columns("users")}
+            rows = list(connection.execute(text("SELECT * FROM users")).mappings())
+    finally:
+        engine.dispose()
+    return columns, rows
+
+
+def test_0002_adds_and_removes_tokens_valid_after_keeping_accounts(database_url: str) -> None:
+    config = alembic_config(database_url)
+    command.upgrade(config, "0001")
+    engine = create_engine(database_url, poolclass=NullPool)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO users (id, email_address, password_hash, created_at, updated_at) "
+                    "VALUES ('0123456789abcdef0123456789abcdef', 'ada@example.com', 'hash', "
+                    "'2026-11-26 12:00:00', '2026-11-26 12:00:00')"
+                )
+            )
+    finally:
+        engine.dispose()
+
+    command.upgrade(config, "0002")
+    columns, rows = _user_columns_and_rows(database_url)
+    assert "tokens_valid_after" in columns
+    assert [(row["email_address"], row["tokens_valid_after"]) for row in rows] == [("ada@example.com", None)]
+
+    command.downgrade(config, "0001")
+    columns, rows = _user_columns_and_rows(database_url)
+    assert "tokens_valid_after" not in columns
+    assert [row["email_address"] for row in rows] == ["ada@example.com"]
+    command.downgrade(config, "base")
