@@ -70,9 +70,10 @@ def retry_after_seconds() -> int:
     breached = limiter.current_limit
     if breached is None:
         return 1
+    window = breached.limit.get_expiry()
     try:
-        wait = breached.reset_at - time.time()
+        wait = breached.window[0] - time.time()
     except Exception:  # the counter store failed after the breach; the whole window is a safe answer
         log.warning("rate limit storage unavailable for Retry-After", exc_info=True)
-        wait = breached.limit.get_expiry()
-    return max(1, math.ceil(wait))
+        wait = window
+    return min(window, max(1, math.ceil(wait)))
