@@ -53,7 +53,6 @@ class Settings(BaseModel):
             raise ValueError(f"must be at least {MIN_SECRET_BYTES} bytes")
         return value
 
-
     @field_validator("rate_limit_sign_in_failures", "rate_limit_auth_per_address")
     @classmethod
     def _a_rate_limit(cls, value: str) -> str:

@@ -137,7 +137,11 @@ def test_0002_adds_and_removes_tokens_valid_after_keeping_accounts(database_url:
             # Only the columns revision 0001 has; the model's types bind the values per backend.
             connection.execute(
                 insert(UserRow).values(
-                    id=uuid.uuid4(), email_address="ada@example.com", password_hash="hash", created_at=now, updated_at=now
+                    id=uuid.uuid4(),
+                    email_address="ada@example.com",
+                    password_hash="hash",
+                    created_at=now,
+                    updated_at=now,
                 )
             )
     finally:
