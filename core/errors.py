@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from flask import Flask, Response, json
+from flask import Flask, Response, g, json
 from flask_jwt_extended.exceptions import JWTExtendedException
 from flask_limiter.errors import RateLimitExceeded
 from jwt import PyJWTError
@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 from core.extensions import jwt
 from core.rate_limits import TOO_MANY_ATTEMPTS, retry_after_seconds
+from core.request_id import request_id
 from services.errors import (
     EmailTakenError,
     InvalidCredentialsError,
@@ -105,12 +106,14 @@ def _handle_rate_limited(_error: RateLimitExceeded) -> Response:
 
 
 def _handle_unexpected(error: Exception) -> Response:
-    log.exception("unhandled error")
+    g.error_type = type(error).__name__  # for the audit line
+    log.exception("unhandled error (request %s)", request_id())
     return error_response(500, "Internal server error")
 
 
 def _handle_database_down(error: Exception) -> Response:
-    log.error("database unavailable: %s", type(error).__name__)
+    g.error_type = type(error).__name__
+    log.error("database unavailable: %s (request %s)", type(error).__name__, request_id())
     return error_response(503, "Database unavailable, retry later", {"Retry-After": RETRY_AFTER_SECONDS})
 
 
