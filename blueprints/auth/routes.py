@@ -17,6 +17,7 @@ from blueprints.auth.schemas import (
 )
 from blueprints.blueprint import Blueprint
 from blueprints.docs import errors
+from core.attempts import FORM_TYPES
 from core.errors import AuthenticationError
 from core.rate_limits import limit_auth_per_address, limit_sign_in_failures
 from core.tokens import issue_access_token, issue_tokens, issued_at, verify_token
@@ -26,7 +27,6 @@ from models.entities import User
 blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Accounts and tokens.")
 
 NO_STORE = {"Cache-Control": "no-store"}
-FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 REFRESH_TOKEN_HEADER = {
