@@ -4,6 +4,7 @@ audit log in the server's own output covers every event without a password, toke
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +15,7 @@ import requests
 from sqlalchemy import create_engine, delete
 
 from models.tables import UserRow
-from tests.e2e.conftest import StartServer
+from tests.e2e.conftest import WORKERS, LiveServer, StartServer
 from tests.e2e.helpers import ADD, CLOSE, LIST, PASSWORD, SIGN_IN, TIMEOUT, access_log, bearer, sign_up
 from tests.support.redis import RedisServer
 
@@ -24,6 +25,7 @@ REFRESH = "/api/v1/auth/refresh_token"
 SIGN_OUT = "/api/v1/auth/sign_out"
 WRONG = "not-the-password-42"
 POST_TEXT = "e2e private diary \N{GRINNING FACE} 91c2"
+WORKER_BOOT_SECONDS = 30.0
 
 
 def _sign_in(base: str, email: str, password: str, **headers: str) -> requests.Response:
@@ -35,13 +37,26 @@ def _sign_in(base: str, email: str, password: str, **headers: str) -> requests.R
     )
 
 
+def _wait_for_every_worker(server: LiveServer) -> None:
+    """Until each worker has served a request: the first one up would otherwise take them all."""
+    deadline = time.monotonic() + WORKER_BOOT_SECONDS
+    while len({pid for pid, *_ in access_log(server.log())}) < WORKERS:
+        assert time.monotonic() < deadline, server.log_tail()
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            list(pool.map(lambda _: requests.get(server.base + "/", headers=CLOSE, timeout=TIMEOUT), range(WORKERS)))
+
+
 def test_failed_sign_in_limit_holds_across_workers_with_redis(
     start_server: StartServer, database_url: str, redis_server: RedisServer
 ) -> None:
-    server = start_server(database_url, REDIS_URL=redis_server.url)
+    # One connection per worker at a time: concurrent attempts cannot all land on one worker
+    # (left alone, one idle worker may accept every connection of a short burst).
+    server = start_server(
+        database_url, REDIS_URL=redis_server.url, GUNICORN_THREADS="1", GUNICORN_CMD_ARGS="--worker-connections 1"
+    )
     base = server.base
+    _wait_for_every_worker(server)
     sign_up(base, "ada@example.com")
-    # Concurrent connections spread the attempts over the workers.
     with ThreadPoolExecutor(max_workers=5) as pool:
         failures = list(pool.map(lambda _: _sign_in(base, "ada@example.com", WRONG).status_code, range(5)))
     assert failures == [401] * 5
