@@ -10,8 +10,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
 
 from flask import Flask, Response, current_app
 
@@ -21,7 +19,6 @@ from core.extensions import limiter
 
 log = logging.getLogger(__name__)
 
-F = TypeVar("F", bound=Callable[..., Any])
 SIGN_IN_FAILURES_KEY = "POSTS_RATE_LIMIT_SIGN_IN_FAILURES"
 AUTH_PER_ADDRESS_KEY = "POSTS_RATE_LIMIT_AUTH_PER_ADDRESS"
 TOO_MANY_ATTEMPTS = "Too many attempts, try again later"
