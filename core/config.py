@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
+from limits import parse_many
 from pydantic import BaseModel, Field, field_validator
 
 ROOT_DIR = Path(__file__).resolve().parent.parent
@@ -41,12 +42,29 @@ class Settings(BaseModel):
     db_read_timeout_seconds: int = Field(default=3, gt=0)
     db_pool_size: int = Field(default=5, gt=0)
     log_level: str = "INFO"
+    rate_limits_enabled: bool = True
+    rate_limit_sign_in_failures: str = "5 per 15 minutes"
+    rate_limit_auth_per_address: str = "120 per minute"
+    trusted_proxy_hops: int = Field(default=0, ge=0)
 
     @field_validator("jwt_secret_key")
     @classmethod
     def _long_enough(cls, value: str) -> str:
         if len(value.encode()) < MIN_SECRET_BYTES:
             raise ValueError(f"must be at least {MIN_SECRET_BYTES} bytes")
+        return value
+
+    @field_validator("rate_limit_sign_in_failures", "rate_limit_auth_per_address")
+    @classmethod
+    def _a_rate_limit(cls, value: str) -> str:
+        problem = f"not a rate limit such as '5 per 15 minutes': {value!r}"
+        try:
+            parsed = parse_many(value)
+        except ValueError as exc:
+            raise ValueError(problem) from exc
+        # "0 per minute" parses, but would refuse every sign-in: surely a typo.
+        if not parsed or any(item.amount < 1 for item in parsed):
+            raise ValueError(problem)
         return value
 
 

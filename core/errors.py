@@ -6,8 +6,9 @@ import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from flask import Flask, Response, json
+from flask import Flask, Response, g, json
 from flask_jwt_extended.exceptions import JWTExtendedException
+from flask_limiter.errors import RateLimitExceeded
 from jwt import PyJWTError
 from marshmallow import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -15,11 +16,14 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
 from core.extensions import jwt
+from core.rate_limits import TOO_MANY_ATTEMPTS, retry_after_seconds
+from core.request_id import request_id
 from services.errors import (
     EmailTakenError,
     InvalidCredentialsError,
     PasswordMismatchError,
     PostNotFoundError,
+    TokenRevokedError,
     UnknownUserError,
 )
 
@@ -97,13 +101,19 @@ def _handle_http_exception(error: HTTPException) -> Response:
     return error_response(status, error.description or error.name, headers)
 
 
+def _handle_rate_limited(_error: RateLimitExceeded) -> Response:
+    return error_response(429, TOO_MANY_ATTEMPTS, {"Retry-After": str(retry_after_seconds())})
+
+
 def _handle_unexpected(error: Exception) -> Response:
-    log.exception("unhandled error")
+    g.error_type = type(error).__name__  # for the audit line
+    log.exception("unhandled error (request %s)", request_id())
     return error_response(500, "Internal server error")
 
 
 def _handle_database_down(error: Exception) -> Response:
-    log.error("database unavailable: %s", type(error).__name__)
+    g.error_type = type(error).__name__
+    log.error("database unavailable: %s (request %s)", type(error).__name__, request_id())
     return error_response(503, "Database unavailable, retry later", {"Retry-After": RETRY_AFTER_SECONDS})
 
 
@@ -133,6 +143,8 @@ def register_error_handlers(app: Flask) -> None:
     )
     app.register_error_handler(InvalidCredentialsError, lambda _e: error_response(401, "Incorrect email or password"))
     app.register_error_handler(UnknownUserError, lambda _e: error_response(401, "User no longer exists"))
+    app.register_error_handler(TokenRevokedError, lambda _e: error_response(401, "Token has been revoked"))
+    app.register_error_handler(RateLimitExceeded, _handle_rate_limited)
     app.register_error_handler(PostNotFoundError, lambda _e: error_response(404, "Post not found"))
     app.register_error_handler(PoolTimeoutError, _handle_database_down)
     app.register_error_handler(DBAPIError, _handle_dbapi_error)

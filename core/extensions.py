@@ -7,6 +7,8 @@ from typing import Any
 
 from flask_caching import Cache
 from flask_jwt_extended import JWTManager
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_smorest import Api as SmorestApi
 from flask_smorest.utils import prepare_response
 
@@ -36,3 +38,14 @@ class Api(SmorestApi):  # type: ignore[misc]
 api = Api()
 jwt = JWTManager()
 cache = Cache()
+# Per app: on/off and storage (RATELIMIT_* config, core.rate_limits). Fixed here: a moving window
+# (no double burst at a window edge), no X-RateLimit-* headers (429 gets Retry-After from our
+# handler), and if the shared storage fails, per-process memory counters instead of an error.
+limiter = Limiter(
+    get_remote_address,
+    strategy="moving-window",
+    headers_enabled=False,
+    swallow_errors=True,
+    in_memory_fallback_enabled=True,
+    key_prefix="posts-api-limits",
+)

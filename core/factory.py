@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from blueprints import root
 from blueprints.auth import routes as auth_routes
 from blueprints.docs import SECURITY_SCHEMES
 from blueprints.posts import routes as posts_routes
+from core.audit import init_audit_log
 from core.body_limit import ChunkedBodyLimit, reject_oversized_body
 from core.config import INSTANCE_DIR, MAX_BODY_BYTES, Settings, load_settings
 from core.database import init_database
@@ -18,6 +20,8 @@ from core.extensions import api, cache, jwt
 from core.headers import add_standard_headers
 from core.json_provider import StrictJSONProvider
 from core.listing_cache import init_listing_cache
+from core.rate_limits import init_rate_limits
+from core.request_id import echo_request_id
 from core.tokens import jwt_config
 from core.wiring import PASSWORDS_KEY
 from services.passwords import Passwords
@@ -36,10 +40,19 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions[PASSWORDS_KEY] = Passwords()
 
     app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, MAX_BODY_BYTES)  # type: ignore[method-assign]
+    if settings.trusted_proxy_hops:
+        # Only then is X-Forwarded-For believed (its last N hops): the client address keys the
+        # per-address rate limit, so a header any client can send must not choose it.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=settings.trusted_proxy_hops, x_proto=settings.trusted_proxy_hops
+        )
     app.before_request(reject_oversized_body)
     app.after_request(add_standard_headers)
+    app.after_request(echo_request_id)
+    init_audit_log(app)
     init_database(app, settings)
     init_listing_cache(app, cache, settings)
+    init_rate_limits(app, settings)
     jwt.init_app(app)
     api.init_app(app)
     for blueprint in (root.blp, auth_routes.blp, posts_routes.blp):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
@@ -17,6 +17,10 @@ from core.errors import AuthenticationError
 
 ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ["exp", "iat", "sub", "type"]
+# `iat` has whole seconds; sign-out must tell a token issued just before it from one issued
+# just after it within the same second, so refresh tokens also carry microseconds.
+ISSUED_AT_US_CLAIM = "iat_us"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -38,9 +42,10 @@ def jwt_config(settings: Settings) -> dict[str, Any]:
 def issue_tokens(user_id: uuid.UUID) -> dict[str, str]:
     """A fresh access and refresh token pair for the user."""
     identity = str(user_id)
+    issued_us = (datetime.now(UTC) - EPOCH) // timedelta(microseconds=1)
     return {
         "access_token": create_access_token(identity=identity, fresh=True),
-        "refresh_token": create_refresh_token(identity=identity),
+        "refresh_token": create_refresh_token(identity=identity, additional_claims={ISSUED_AT_US_CLAIM: issued_us}),
         "token_type": "bearer",
     }
 
@@ -75,6 +80,27 @@ def verify_token(token: str, expected_type: str) -> dict[str, Any]:
     except ValueError as exc:
         raise AuthenticationError("Invalid token") from exc
     return claims
+
+
+def issued_at(claims: dict[str, Any]) -> datetime:
+    """When a verified token was issued, to the microsecond when it says so.
+
+    A token without the microsecond claim counts as issued at the start of its `iat` second,
+    so a sign-out in that same second still revokes it (refusing too much, never too little).
+    """
+    micro = claims.get(ISSUED_AT_US_CLAIM)
+    if isinstance(micro, int) and not isinstance(micro, bool):
+        try:
+            return EPOCH + timedelta(microseconds=micro)
+        except OverflowError as exc:
+            raise AuthenticationError("Invalid token") from exc
+    iat = claims["iat"]
+    if not isinstance(iat, int | float) or isinstance(iat, bool):
+        raise AuthenticationError("Invalid token")
+    try:
+        return EPOCH + timedelta(seconds=int(iat))
+    except OverflowError as exc:
+        raise AuthenticationError("Invalid token") from exc
 
 
 def bearer_token() -> str | None:

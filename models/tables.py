@@ -36,6 +36,8 @@ class UserRow(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Sign-out: refresh tokens issued at or before this instant are refused (NULL: none revoked).
+    tokens_valid_after: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class PostRow(Base):

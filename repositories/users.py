@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -47,14 +48,33 @@ class UserRepository:
         user = User(id=row.id, email_address=row.email_address, created_at=row.created_at, updated_at=row.updated_at)
         return user, row.password_hash
 
-    def get(self, user_id: uuid.UUID) -> User | None:
-        """The account with this id, if it still exists."""
+    def get_with_tokens_valid_after(self, user_id: uuid.UUID) -> tuple[User, datetime | None] | None:
+        """The account and its sign-out cut-off, in the one SELECT refresh already makes."""
         row = self._session.execute(
-            select(UserRow.id, UserRow.email_address, UserRow.created_at, UserRow.updated_at).where(
-                UserRow.id == user_id
-            )
+            select(
+                UserRow.id, UserRow.email_address, UserRow.created_at, UserRow.updated_at, UserRow.tokens_valid_after
+            ).where(UserRow.id == user_id)
         ).one_or_none()
-        return None if row is None else User.model_validate(row._mapping)
+        if row is None:
+            return None
+        user = User(id=row.id, email_address=row.email_address, created_at=row.created_at, updated_at=row.updated_at)
+        return user, row.tokens_valid_after
+
+    def revoke_tokens(self, user_id: uuid.UUID, issued_at: datetime, now: datetime) -> bool:
+        """Set the cut-off to `now` if a token issued at `issued_at` is still valid; False if not.
+
+        One UPDATE: a token already revoked (or a deleted user) matches no row.
+        """
+        result = self._session.execute(
+            update(UserRow)
+            .where(
+                UserRow.id == user_id,
+                or_(UserRow.tokens_valid_after.is_(None), UserRow.tokens_valid_after < issued_at),
+            )
+            .values(tokens_valid_after=now)
+        )
+        self._session.commit()
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
     def update_password_hash(self, user_id: uuid.UUID, password_hash: str) -> None:
         """Store a re-hash made with stronger parameters (only after they change)."""

@@ -10,7 +10,13 @@ from email_validator import EmailNotValidError, validate_email
 from models.entities import User
 from repositories.errors import DuplicateEmailError
 from repositories.users import UserRepository
-from services.errors import EmailTakenError, InvalidCredentialsError, PasswordMismatchError, UnknownUserError
+from services.errors import (
+    EmailTakenError,
+    InvalidCredentialsError,
+    PasswordMismatchError,
+    TokenRevokedError,
+    UnknownUserError,
+)
 from services.passwords import Passwords
 
 MAX_EMAIL_LENGTH = 254
@@ -66,9 +72,21 @@ class AccountService:
             self._users.update_password_hash(user.id, self._passwords.hash(password))
         return user
 
-    def existing_user(self, user_id: uuid.UUID) -> User:
-        """The account a refresh token names; it must still exist."""
-        user = self._users.get(user_id)
-        if user is None:
+    def user_for_refresh(self, user_id: uuid.UUID, issued_at: datetime) -> User:
+        """The account a refresh token names: it must still exist, and not have signed out since."""
+        found = self._users.get_with_tokens_valid_after(user_id)
+        if found is None:
             raise UnknownUserError(str(user_id))
+        user, tokens_valid_after = found
+        if tokens_valid_after is not None and issued_at <= tokens_valid_after:
+            raise TokenRevokedError(str(user_id))
         return user
+
+    def sign_out(self, user_id: uuid.UUID, issued_at: datetime) -> None:
+        """Revoke every refresh token the user was issued until now (the one presented included).
+
+        The presented token must itself still be valid: a revoked one or a deleted user fails
+        like refresh does. Access tokens are not revoked; they expire on their own.
+        """
+        if not self._users.revoke_tokens(user_id, issued_at, datetime.now(UTC)):
+            raise TokenRevokedError(str(user_id))

@@ -13,6 +13,10 @@ class UnknownUserError(Exception):
     """A token names a user that no longer exists."""
 
 
+class TokenRevokedError(Exception):
+    """A refresh token issued at or before the user's last sign-out."""
+
+
 class PostNotFoundError(Exception):
     """The post does not exist or belongs to someone else."""
 

@@ -58,6 +58,7 @@ def test_openapi_documents_every_endpoint_and_the_security_schemes(client: Flask
         "/api/v1/auth/sign_up": {"post"},
         "/api/v1/auth/sign_in": {"post"},
         "/api/v1/auth/refresh_token": {"get"},
+        "/api/v1/auth/sign_out": {"post"},
         "/api/v1/posts/add-post": {"post"},
         "/api/v1/posts/get_my_posts": {"get"},
         "/api/v1/posts/delete_my_post": {"delete"},

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +13,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, create_engine, inspect, text
+from sqlalchemy import Connection, create_engine, insert, inspect, text
 from sqlalchemy.pool import NullPool
 
-from models.tables import Base
+from models.tables import Base, UserRow
 
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
 TABLES = {"users", "posts"}
@@ -112,3 +114,46 @@ def test_upgrade_head_creates_the_same_schema_as_the_models(database_url: str) -
     finally:
         engine.dispose()
     assert migrated == created
+
+
+def _user_columns_and_rows(database_url: str) -> tuple[set[str], list[Any]]:
+    engine = create_engine(database_url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            columns = {column["name"] for column in inspect(connection).get_columns("users")}
+            rows = list(connection.execute(text("SELECT * FROM users")).mappings())
+    finally:
+        engine.dispose()
+    return columns, rows
+
+
+def test_0002_adds_and_removes_tokens_valid_after_keeping_accounts(database_url: str) -> None:
+    config = alembic_config(database_url)
+    command.upgrade(config, "0001")
+    now = datetime.now(UTC)
+    engine = create_engine(database_url, poolclass=NullPool)
+    try:
+        with engine.begin() as connection:
+            # Only the columns revision 0001 has; the model's types bind the values per backend.
+            connection.execute(
+                insert(UserRow).values(
+                    id=uuid.uuid4(),
+                    email_address="ada@example.com",
+                    password_hash="hash",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+    finally:
+        engine.dispose()
+
+    command.upgrade(config, "0002")
+    columns, rows = _user_columns_and_rows(database_url)
+    assert "tokens_valid_after" in columns
+    assert [(row["email_address"], row["tokens_valid_after"]) for row in rows] == [("ada@example.com", None)]
+
+    command.downgrade(config, "0001")
+    columns, rows = _user_columns_and_rows(database_url)
+    assert "tokens_valid_after" not in columns
+    assert [row["email_address"] for row in rows] == ["ada@example.com"]
+    command.downgrade(config, "base")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request
+from flask import g, request
 from marshmallow import ValidationError
 
 from blueprints.auth.schemas import (
     AccessTokenSchema,
+    SignedOutSchema,
     SignInFormSchema,
     SignInJsonSchema,
     SignUpSchema,
@@ -16,25 +17,47 @@ from blueprints.auth.schemas import (
 )
 from blueprints.blueprint import Blueprint
 from blueprints.docs import errors
+from core.attempts import FORM_TYPES
 from core.errors import AuthenticationError
-from core.tokens import issue_access_token, issue_tokens, verify_token
+from core.rate_limits import limit_auth_per_address, limit_sign_in_failures
+from core.tokens import issue_access_token, issue_tokens, issued_at, verify_token
 from core.wiring import account_service
 from models.entities import User
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Accounts and tokens.")
 
 NO_STORE = {"Cache-Control": "no-store"}
-FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+REFRESH_TOKEN_HEADER = {
+    "in": "header",
+    "name": "refresh-token",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "The refresh token from sign-up or sign-in.",
+}
 
 
 def _user_with_tokens(user: User) -> dict[str, Any]:
+    g.user_id = user.id  # for the audit log
     return {**user.model_dump(), **issue_tokens(user.id)}
 
 
+def _refresh_claims() -> dict[str, Any]:
+    """The verified claims of the `refresh-token` header; 401 when missing or invalid."""
+    token = request.headers.get("refresh-token")
+    if not token:
+        raise AuthenticationError("Not authenticated")
+    claims = verify_token(token, "refresh")
+    g.user_id = claims["user_id"]
+    return claims
+
+
 @blp.route("/sign_up", methods=["POST"])
+@limit_auth_per_address
 @blp.arguments(SignUpSchema)
 @blp.response(200, UserWithTokensSchema)
-@errors(blp, 400, 413, 503)
+@errors(blp, 400, 413, 429, 503)
 def sign_up(payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     """Create an account
 
@@ -56,12 +79,16 @@ def sign_up(payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     }
 )
 @blp.response(200, UserWithTokensSchema)
-@errors(blp, 401, 413, 422, 503)
+@errors(blp, 401, 413, 422, 429, 503)
+@limit_auth_per_address
+@limit_sign_in_failures
 def sign_in() -> tuple[dict[str, Any], dict[str, str]]:
     """Sign in with email and password
 
     Send an OAuth2 password-flow form (`username` is the email) or JSON
     `{"email_address", "password"}`. Unknown email and wrong password get the same 401.
+    After too many failed attempts on one account (default 5 in 15 minutes) every attempt on
+    it gets 429 with `Retry-After` until the window passes, even with the right password.
     """
     email, password = _credentials()
     user = account_service().sign_in(email, password)
@@ -81,27 +108,31 @@ def _credentials() -> tuple[str, str]:
 
 
 @blp.route("/refresh_token", methods=["GET"])
-@blp.doc(
-    parameters=[
-        {
-            "in": "header",
-            "name": "refresh-token",
-            "required": True,
-            "schema": {"type": "string"},
-            "description": "The refresh token from sign-up or sign-in.",
-        }
-    ]
-)
+@blp.doc(parameters=[REFRESH_TOKEN_HEADER])
 @blp.response(200, AccessTokenSchema)
 @errors(blp, 401, 503)
 def refresh_token() -> tuple[dict[str, str], dict[str, str]]:
     """Get a new access token
 
-    Send the refresh token in the `refresh-token` header. An access token is refused here.
+    Send the refresh token in the `refresh-token` header. An access token is refused here,
+    and so is a refresh token issued before the user's last sign-out.
     """
-    token = request.headers.get("refresh-token")
-    if not token:
-        raise AuthenticationError("Not authenticated")
-    claims = verify_token(token, "refresh")
-    user = account_service().existing_user(claims["user_id"])
+    claims = _refresh_claims()
+    user = account_service().user_for_refresh(claims["user_id"], issued_at(claims))
     return {"access_token": issue_access_token(user.id), "token_type": "bearer"}, NO_STORE
+
+
+@blp.route("/sign_out", methods=["POST"])
+@blp.doc(parameters=[REFRESH_TOKEN_HEADER])
+@blp.response(200, SignedOutSchema)
+@errors(blp, 401, 503)
+def sign_out() -> tuple[dict[str, str], dict[str, str]]:
+    """Sign out everywhere
+
+    Send a refresh token in the `refresh-token` header. Every refresh token issued to you
+    until now stops working (on every device). Access tokens already issued are not checked
+    against the database and stay valid until they expire (60 minutes by default).
+    """
+    claims = _refresh_claims()
+    account_service().sign_out(claims["user_id"], issued_at(claims))
+    return {"status": "signed out"}, NO_STORE

@@ -105,3 +105,9 @@ class AccessTokenSchema(Schema):
 
     access_token = fields.String(required=True)
     token_type = fields.String(required=True, metadata={"example": "bearer"})
+
+
+class SignedOutSchema(Schema):
+    """Sign-out confirmation."""
+
+    status = fields.String(required=True, metadata={"example": "signed out"})

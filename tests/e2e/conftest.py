@@ -26,7 +26,19 @@ STOP_TIMEOUT = 45.0  # above gunicorn.conf.py's graceful_timeout (30 s)
 # The access log shows which worker served each request (access_log_pids() reads it).
 ACCESS_LOG_FORMAT = 'pid=%(p)s "%(r)s" %(s)s %(b)s'
 # Variables of the developer's shell that would change what is under test.
-_SCRUBBED = ("REDIS_URL", "CACHE_BACKEND", "CACHE_DIR", "PORT", "GUNICORN_CMD_ARGS", "GUNICORN_THREADS", "LOG_LEVEL")
+_SCRUBBED = (
+    "REDIS_URL",
+    "CACHE_BACKEND",
+    "CACHE_DIR",
+    "PORT",
+    "GUNICORN_CMD_ARGS",
+    "GUNICORN_THREADS",
+    "LOG_LEVEL",
+    "RATE_LIMITS_ENABLED",
+    "RATE_LIMIT_SIGN_IN_FAILURES",
+    "RATE_LIMIT_AUTH_PER_ADDRESS",
+    "TRUSTED_PROXY_HOPS",
+)
 
 
 def _free_port() -> int:

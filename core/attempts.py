@@ -1,0 +1,61 @@
+"""What a sign-in or sign-up attempt names: the email it tries, reduced to a keyed fingerprint.
+
+The rate limiter counts failures per account and the audit log correlates attempts on one
+account; neither needs (nor should store) the address itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from flask import current_app, g, request
+
+from services.accounts import InvalidEmailError, normalize_email
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+NO_EMAIL = "no-email"
+_FINGERPRINT_KEY = "posts.account_fingerprint_key"
+
+
+def account_fingerprint(email_address: str) -> str:
+    """A keyed hash of the normalized email: the same account always maps to the same value.
+
+    Normalized like sign-in does, so case or Unicode variants of one address share one
+    counter. Keyed (HMAC) so log readers cannot confirm a guessed address by hashing it.
+    """
+    try:
+        normalized = normalize_email(email_address)
+    except InvalidEmailError:
+        normalized = email_address.strip().lower()
+    key: bytes | None = current_app.extensions.get(_FINGERPRINT_KEY)
+    if key is None:
+        # Derived, not the signing key itself: one key, one purpose.
+        key = hashlib.sha256(b"account-fingerprint:" + current_app.config["JWT_SECRET_KEY"].encode()).digest()
+        current_app.extensions[_FINGERPRINT_KEY] = key
+    return hmac.new(key, normalized.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def attempted_account() -> str:
+    """Fingerprint of the email this request's form or JSON body names, or "no-email".
+
+    Read without validation (the view validates): a limit must apply even to requests that
+    will fail. Cached on `g`, since the limiter and the audit log both ask.
+    """
+    cached: str | None = g.get("attempted_account")
+    if cached is None:
+        email = _raw_email()
+        cached = account_fingerprint(email) if email else NO_EMAIL
+        g.attempted_account = cached
+    return cached
+
+
+def _raw_email() -> str | None:
+    if request.mimetype in FORM_TYPES:
+        value: object = request.form.get("username")
+    else:
+        payload = request.get_json(silent=True, force=True)
+        value = None
+        if isinstance(payload, dict):
+            value = payload.get("email_address", payload.get("email"))
+    return value if isinstance(value, str) and value.strip() else None

@@ -1,0 +1,119 @@
+"""The audit log: one JSON line per security-relevant outcome, on the `posts.audit` logger.
+
+Logged: sign-up, sign-in (success and failure), refresh, sign-out, every other 401/403/429,
+and every 5xx. Each line has the request id, the client address, the user id when known and,
+for sign-up/sign-in, a keyed fingerprint of the email (core.attempts), never the address.
+Nothing from a request body or a header value other than the request id is written, so
+passwords, tokens and post text cannot appear.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Flask, Response, g, request
+
+from core.attempts import attempted_account
+from core.request_id import request_id
+
+LOGGER_NAME = "posts.audit"
+log = logging.getLogger(LOGGER_NAME)
+
+# Endpoint -> event name for success; a failure there is "<event>_failed".
+AUTH_EVENTS = {
+    "auth.sign_up": "sign_up",
+    "auth.sign_in": "sign_in",
+    "auth.refresh_token": "refresh",
+    "auth.sign_out": "sign_out",
+}
+# Failures whose 401/429 messages are fixed strings of ours, safe and useful to log as the reason.
+REASON_STATUSES = (401, 403, 429)
+ACCOUNT_ENDPOINTS = ("auth.sign_up", "auth.sign_in")
+MAX_PATH = 200
+
+
+def event_name(endpoint: str | None, status: int) -> str | None:
+    """The audit event of a response, or None when it is not one to log."""
+    if status >= 500:
+        return "server_error"
+    auth_event = AUTH_EVENTS.get(endpoint or "")
+    if auth_event is not None:
+        return auth_event if status == 200 else f"{auth_event}_failed"
+    if status in (401, 403):
+        return "authorization_failed"
+    if status == 429:
+        return "rate_limited"
+    return None
+
+
+def audit_response(response: Response) -> Response:
+    """after_request hook: write the audit line for this response, if it is an audited outcome.
+
+    Never fails the request: a problem here is logged, and the response goes out unchanged.
+    """
+    try:
+        event = event_name(request.endpoint, response.status_code)
+        if event is not None:
+            log.info(json.dumps(_record(event, response), separators=(",", ":")))
+    except Exception:
+        logging.getLogger(__name__).exception("audit log failed (request %s)", g.get("request_id"))
+    return response
+
+
+def _record(event: str, response: Response) -> dict[str, Any]:
+    status = response.status_code
+    record: dict[str, Any] = {
+        "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "event": event,
+        "request_id": request_id(),
+        "method": request.method,
+        "path": request.path[:MAX_PATH],
+        "status": status,
+        "client": request.remote_addr,
+    }
+    user_id = g.get("user_id")
+    if user_id is not None:
+        record["user_id"] = str(user_id)
+    # 413 and 422 bodies are not read again here: too large, or not what they claim to be.
+    if request.endpoint in ACCOUNT_ENDPOINTS and status in (200, 400, 401, 429):
+        record["account"] = attempted_account()
+    if status in REASON_STATUSES:
+        record["reason"] = _error_message(response)
+    if status >= 500:
+        record["error"] = g.get("error_type", "")
+    return record
+
+
+def _error_message(response: Response) -> str:
+    body = response.get_json(silent=True) if response.is_json else None
+    message = body.get("error") if isinstance(body, dict) else None
+    return message if isinstance(message, str) else ""
+
+
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is at the time of each record (as logging's last resort does)."""
+
+    @property
+    def stream(self) -> Any:
+        """The current standard error."""
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        """Ignored: the stream is always the current standard error."""
+
+
+def init_audit_log(app: Flask) -> None:
+    """Send audit lines to stderr as bare JSON (no level/name prefix) and audit every response."""
+    if not any(isinstance(handler, StderrHandler) for handler in log.handlers):
+        handler = StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+    # An audit trail is kept whatever LOG_LEVEL says, and not repeated by the root logger.
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    app.after_request(audit_response)

@@ -1,0 +1,226 @@
+"""Rate limits on sign-up and sign-in: failed sign-ins per account, attempts per client address."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import delete
+
+from core.config import ConfigError, Settings, load_settings
+from core.database import engine_of
+from core.extensions import limiter
+from core.factory import create_app
+from models.tables import PostRow, UserRow
+from tests.conftest import PASSWORD
+from tests.support.redis import RedisServer
+
+SIGN_UP = "/api/v1/auth/sign_up"
+SIGN_IN = "/api/v1/auth/sign_in"
+WRONG = "wrong password!"
+TOO_MANY = {"error": "Too many attempts, try again later"}
+
+MakeClient = Callable[..., FlaskClient]
+
+
+@pytest.fixture
+def make_client(settings: Settings) -> Iterator[MakeClient]:
+    """Factory: a client of an app built with setting overrides (one app per test); tables emptied after."""
+    apps: list[Flask] = []
+
+    def make(**overrides: Any) -> FlaskClient:
+        application = create_app(settings.model_copy(update=overrides))
+        apps.append(application)
+        return application.test_client()
+
+    yield make
+    for application in apps:
+        with engine_of(application).begin() as connection:
+            connection.execute(delete(PostRow))
+            connection.execute(delete(UserRow))
+        engine_of(application).dispose()
+    # The limiter is one object for the process: a test that broke its storage must not leave
+    # the next test's app on the in-memory fallback.
+    limiter._storage_dead = False
+
+
+def _sign_up(client: FlaskClient, email: str = "ada@example.com", **kwargs: Any) -> Any:
+    return client.post(SIGN_UP, json={"email_address": email, "password": PASSWORD}, **kwargs)
+
+
+def _sign_in(client: FlaskClient, email: str = "ada@example.com", password: str = PASSWORD, **kwargs: Any) -> Any:
+    return client.post(SIGN_IN, json={"email_address": email, "password": password}, **kwargs)
+
+
+def _assert_too_many(response: Any, longest_wait: int) -> None:
+    assert response.status_code == 429
+    assert response.get_json() == TOO_MANY
+    assert response.mimetype == "application/json"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert 1 <= int(response.headers["Retry-After"]) <= longest_wait
+
+
+def test_five_failures_lock_the_account_even_for_the_right_password(make_client: MakeClient) -> None:
+    client = make_client()
+    assert _sign_up(client).status_code == 200
+    for _ in range(5):
+        assert _sign_in(client, password=WRONG).status_code == 401
+    _assert_too_many(_sign_in(client), 15 * 60)
+    _assert_too_many(_sign_in(client, password=WRONG), 15 * 60)
+    # Form sign-in (Swagger UI's Authorize) names the same account.
+    _assert_too_many(client.post(SIGN_IN, data={"username": "ada@example.com", "password": PASSWORD}), 15 * 60)
+
+
+def test_only_failures_count(make_client: MakeClient) -> None:
+    client = make_client(rate_limit_sign_in_failures="2 per 15 minutes")
+    assert _sign_up(client).status_code == 200
+    for _ in range(4):
+        assert _sign_in(client).status_code == 200
+    assert _sign_in(client, password=WRONG).status_code == 401
+    assert _sign_in(client).status_code == 200
+    assert _sign_in(client, password=WRONG).status_code == 401
+    _assert_too_many(_sign_in(client), 15 * 60)
+
+
+def test_case_and_form_variants_of_an_email_share_one_counter(make_client: MakeClient) -> None:
+    client = make_client(rate_limit_sign_in_failures="3 per 15 minutes")
+    assert _sign_up(client).status_code == 200
+    assert _sign_in(client, "ADA@example.com", WRONG).status_code == 401
+    assert client.post(SIGN_IN, data={"username": "Ada@Example.Com", "password": WRONG}).status_code == 401
+    assert client.post(SIGN_IN, json={"email": " ada@example.com", "password": WRONG}).status_code == 401
+    _assert_too_many(_sign_in(client), 15 * 60)
+
+
+def test_unknown_emails_are_limited_exactly_like_known_ones(make_client: MakeClient) -> None:
+    client = make_client(rate_limit_sign_in_failures="2 per 15 minutes")
+    assert _sign_up(client).status_code == 200
+    answers = {}
+    for email in ("ada@example.com", "nobody@example.com"):
+        first = [_sign_in(client, email, WRONG) for _ in range(3)]
+        answers[email] = [(r.status_code, r.get_json(), sorted(name for name, _ in r.headers)) for r in first]
+    assert answers["ada@example.com"] == answers["nobody@example.com"]
+    assert [status for status, _, _ in answers["nobody@example.com"]] == [401, 401, 429]
+
+
+def test_a_locked_account_does_not_lock_others(make_client: MakeClient) -> None:
+    client = make_client(rate_limit_sign_in_failures="1 per 15 minutes")
+    assert _sign_up(client).status_code == 200
+    assert _sign_up(client, "bob@example.com").status_code == 200
+    assert _sign_in(client, password=WRONG).status_code == 401
+    assert _sign_in(client).status_code == 429
+    assert _sign_in(client, "bob@example.com").status_code == 200
+
+
+def test_invalid_requests_do_not_count_as_failures(make_client: MakeClient) -> None:
+    client = make_client(rate_limit_sign_in_failures="1 per 15 minutes")
+    assert _sign_up(client).status_code == 200
+    for _ in range(3):
+        assert client.post(SIGN_IN, json={"email_address": "ada@example.com"}).status_code == 422
+        assert client.post(SIGN_IN, data=b"{", content_type="application/json").status_code == 422
+    assert _sign_in(client).status_code == 200
+
+
+def test_sign_up_and_sign_in_share_a_limit_per_client_address(make_client: MakeClient) -> None:
+    client = make_client(rate_limit_auth_per_address="3 per minute")
+    here: dict[str, Any] = {"environ_base": {"REMOTE_ADDR": "198.51.100.7"}}
+    assert _sign_up(client, **here).status_code == 200
+    assert _sign_in(client, **here).status_code == 200
+    assert _sign_in(client, password=WRONG, **here).status_code == 401
+    _assert_too_many(_sign_up(client, "bob@example.com", **here), 60)
+    _assert_too_many(_sign_in(client, **here), 60)
+    # Another address has its own budget; other endpoints are not limited.
+    assert _sign_in(client, environ_base={"REMOTE_ADDR": "198.51.100.8"}).status_code == 200
+    assert client.get("/", **here).status_code == 200
+
+
+def test_x_forwarded_for_is_ignored_unless_proxies_are_trusted(make_client: MakeClient) -> None:
+    client = make_client(rate_limit_auth_per_address="2 per minute")
+    for octet in (1, 2):
+        assert _sign_in(client, headers={"X-Forwarded-For": f"203.0.113.{octet}"}).status_code == 401
+    assert _sign_in(client, headers={"X-Forwarded-For": "203.0.113.3"}).status_code == 429
+
+
+def test_trusted_proxy_hops_key_the_limit_on_the_forwarded_address(make_client: MakeClient) -> None:
+    client = make_client(rate_limit_auth_per_address="2 per minute", trusted_proxy_hops=1)
+    # The client can prepend anything; only the hop the trusted proxy appended counts.
+    spoofed = {"X-Forwarded-For": "10.9.9.9, 203.0.113.1"}
+    for _ in range(2):
+        assert _sign_in(client, headers=spoofed).status_code == 401
+    assert _sign_in(client, headers={"X-Forwarded-For": "10.8.8.8, 203.0.113.1"}).status_code == 429
+    assert _sign_in(client, headers={"X-Forwarded-For": "203.0.113.2"}).status_code == 401
+
+
+def test_rate_limits_can_be_switched_off(make_client: MakeClient) -> None:
+    client = make_client(rate_limits_enabled=False, rate_limit_auth_per_address="1 per minute")
+    assert _sign_up(client).status_code == 200
+    for _ in range(7):
+        assert _sign_in(client, password=WRONG).status_code == 401
+    assert _sign_in(client).status_code == 200
+
+
+def test_openapi_documents_429_on_sign_up_and_sign_in(make_client: MakeClient) -> None:
+    spec = make_client().get("/openapi.json").get_json()
+    for path in (SIGN_UP, SIGN_IN):
+        assert "429" in spec["paths"][path]["post"]["responses"], path
+    too_many = spec["components"]["responses"]["TOO_MANY_REQUESTS"]["content"]["application/json"]["schema"]
+    assert too_many["$ref"].endswith("/Error")
+
+
+def test_limits_are_read_from_the_environment() -> None:
+    env = {
+        "RATE_LIMITS_ENABLED": "false",
+        "RATE_LIMIT_SIGN_IN_FAILURES": "10 per hour",
+        "RATE_LIMIT_AUTH_PER_ADDRESS": "1000/minute",
+        "TRUSTED_PROXY_HOPS": "2",
+    }
+    settings = load_settings(env, jwt_secret_key="x" * 32)
+    assert settings.rate_limits_enabled is False
+    assert settings.rate_limit_sign_in_failures == "10 per hour"
+    assert settings.rate_limit_auth_per_address == "1000/minute"
+    assert settings.trusted_proxy_hops == 2
+    defaults = load_settings({}, jwt_secret_key="x" * 32)
+    assert (defaults.rate_limit_sign_in_failures, defaults.rate_limit_auth_per_address) == (
+        "5 per 15 minutes",
+        "120 per minute",
+    )
+
+
+@pytest.mark.parametrize("value", ["garbage", "", "5 per fortnight", "0 per minute", "-1 per minute", "five/minute"])
+@pytest.mark.parametrize("name", ["RATE_LIMIT_SIGN_IN_FAILURES", "RATE_LIMIT_AUTH_PER_ADDRESS"])
+def test_unparseable_limits_refuse_to_start(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name.lower()):
+        load_settings({name: value}, jwt_secret_key="x" * 32)
+
+
+def test_negative_proxy_hops_refuse_to_start() -> None:
+    with pytest.raises(ConfigError, match="trusted_proxy_hops"):
+        load_settings({"TRUSTED_PROXY_HOPS": "-1"}, jwt_secret_key="x" * 32)
+
+
+def test_counters_live_in_redis_and_never_name_the_email(make_client: MakeClient, redis_server: RedisServer) -> None:
+    shared = {"redis_url": redis_server.url, "rate_limit_sign_in_failures": "2 per 15 minutes"}
+    client = make_client(**shared)
+    assert _sign_up(client).status_code == 200
+    for _ in range(2):
+        assert _sign_in(client, password=WRONG).status_code == 401
+    keys = [key.decode() if isinstance(key, bytes) else key for key in redis_server.client().keys("*posts-api-limits*")]
+    assert keys, "the limiter wrote nothing to Redis"
+    assert not [key for key in keys if "ada" in key or "example" in key]
+    _assert_too_many(_sign_in(client), 15 * 60)
+    # Counters in Redis survive the app: a new app (another worker or host) sees them.
+    _assert_too_many(_sign_in(make_client(**shared)), 15 * 60)
+
+
+def test_a_redis_outage_falls_back_to_per_process_limits(make_client: MakeClient, redis_server: RedisServer) -> None:
+    client = make_client(redis_url=redis_server.url, rate_limit_sign_in_failures="2 per 15 minutes")
+    assert _sign_up(client).status_code == 200
+    redis_server.stop()
+    # Sign-in keeps working without Redis ...
+    assert _sign_in(client).status_code == 200
+    assert _sign_in(client, password=WRONG).status_code == 401
+    # ... and is still limited, by this process's own counters.
+    assert _sign_in(client, password=WRONG).status_code == 401
+    _assert_too_many(_sign_in(client), 15 * 60)

@@ -1,0 +1,157 @@
+"""Sign-out: every refresh token issued before it stops working; later sign-ins work; on both databases."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import delete, select
+
+from core.database import engine_of
+from models.tables import UserRow
+from tests.conftest import PASSWORD, TEST_SECRET, SignUp, bearer
+
+SIGN_IN = "/api/v1/auth/sign_in"
+SIGN_OUT = "/api/v1/auth/sign_out"
+REFRESH = "/api/v1/auth/refresh_token"
+LIST = "/api/v1/posts/get_my_posts"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _refresh(client: FlaskClient, token: str) -> int:
+    return client.get(REFRESH, headers={"refresh-token": token}).status_code
+
+
+def _sign_out(client: FlaskClient, token: str) -> Any:
+    return client.post(SIGN_OUT, headers={"refresh-token": token})
+
+
+def _tokens_valid_after(app: Flask, user_id: str) -> datetime | None:
+    with engine_of(app).connect() as connection:
+        value: datetime | None = connection.execute(
+            select(UserRow.tokens_valid_after).where(UserRow.id == uuid.UUID(user_id))
+        ).scalar_one()
+    return value
+
+
+def _refresh_token(user_id: str, iat: int, iat_us: int | None) -> str:
+    """A refresh token as the service issues it, with a chosen issue time."""
+    claims: dict[str, Any] = {
+        "sub": user_id,
+        "type": "refresh",
+        "iat": iat,
+        "nbf": iat,
+        "exp": int(time.time()) + 3600,
+        "jti": str(uuid.uuid4()),
+    }
+    if iat_us is not None:
+        claims["iat_us"] = iat_us
+    return jwt.encode(claims, TEST_SECRET, algorithm="HS256")
+
+
+def test_sign_out_revokes_every_earlier_refresh_token(client: FlaskClient, sign_up: SignUp) -> None:
+    first = sign_up()
+    second = client.post(SIGN_IN, json={"email_address": "ada@example.com", "password": PASSWORD}).get_json()
+    assert _refresh(client, first["refresh_token"]) == 200
+
+    response = _sign_out(client, second["refresh_token"])
+
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "signed out"}
+    assert response.headers["Cache-Control"] == "no-store"
+    for token in (first["refresh_token"], second["refresh_token"]):
+        refused = client.get(REFRESH, headers={"refresh-token": token})
+        assert refused.status_code == 401
+        assert refused.get_json() == {"error": "Token has been revoked"}
+        assert refused.headers["WWW-Authenticate"] == "Bearer"
+    # Access tokens are not looked up (the hot path stays free); they just expire.
+    assert client.get(LIST, headers=bearer(second["access_token"])).status_code == 200
+
+
+def test_sign_in_right_after_sign_out_works(client: FlaskClient, sign_up: SignUp) -> None:
+    user = sign_up()
+    assert _sign_out(client, user["refresh_token"]).status_code == 200
+    again = client.post(SIGN_IN, json={"email_address": "ada@example.com", "password": PASSWORD}).get_json()
+    assert _refresh(client, again["refresh_token"]) == 200
+    assert _sign_out(client, again["refresh_token"]).status_code == 200
+    assert _refresh(client, again["refresh_token"]) == 401
+
+
+def test_the_cut_off_is_exact_to_the_microsecond(app: Flask, client: FlaskClient, sign_up: SignUp) -> None:
+    user = sign_up()
+    assert _sign_out(client, user["refresh_token"]).status_code == 200
+    cut_off = _tokens_valid_after(app, user["id"])
+    assert cut_off is not None
+    cut_off_us = (cut_off - EPOCH) // timedelta(microseconds=1)
+    second = cut_off_us // 1_000_000
+
+    # Same second as the sign-out: before it and at it are refused, after it is accepted.
+    assert _refresh(client, _refresh_token(user["id"], second, cut_off_us - 1)) == 401
+    assert _refresh(client, _refresh_token(user["id"], second, cut_off_us)) == 401
+    assert _refresh(client, _refresh_token(user["id"], second, cut_off_us + 1)) == 200
+    # Without the microsecond claim only `iat` (whole seconds) is known: that second is refused.
+    assert _refresh(client, _refresh_token(user["id"], second, None)) == 401
+    while time.time() < second + 1:  # a token issued in a future second is not yet valid
+        time.sleep(0.05)
+    assert _refresh(client, _refresh_token(user["id"], second + 1, None)) == 200
+
+
+def test_sign_out_is_one_update_and_refresh_stays_one_select(
+    client: FlaskClient, sign_up: SignUp, statements: list[str]
+) -> None:
+    user = sign_up()
+    statements.clear()
+    assert _sign_out(client, user["refresh_token"]).status_code == 200
+    assert statements == ["UPDATE"]
+    statements.clear()
+    assert _refresh(client, user["refresh_token"]) == 401
+    assert statements == ["SELECT"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        ({}, "Not authenticated"),
+        ({"refresh-token": "not-a-jwt"}, "Invalid token"),
+        ({"refresh-token": "ACCESS"}, "Expected a refresh token"),
+    ],
+)
+def test_sign_out_without_a_valid_refresh_token_is_401(
+    client: FlaskClient, sign_up: SignUp, headers: dict[str, str], message: str
+) -> None:
+    user = sign_up()
+    if headers.get("refresh-token") == "ACCESS":
+        headers = {"refresh-token": user["access_token"]}
+    response = client.post(SIGN_OUT, headers=headers)
+    assert response.status_code == 401
+    assert response.get_json() == {"error": message}
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert _refresh(client, user["refresh_token"]) == 200  # nothing was revoked
+
+
+def test_sign_out_with_a_revoked_or_orphaned_token_is_401(app: Flask, client: FlaskClient, sign_up: SignUp) -> None:
+    user = sign_up()
+    assert _sign_out(client, user["refresh_token"]).status_code == 200
+    cut_off = _tokens_valid_after(app, user["id"])
+    response = _sign_out(client, user["refresh_token"])
+    assert response.status_code == 401
+    assert response.get_json() == {"error": "Token has been revoked"}
+    assert _tokens_valid_after(app, user["id"]) == cut_off  # a revoked token moves nothing
+
+    other = sign_up("bob@example.com")
+    with engine_of(app).begin() as connection:
+        connection.execute(delete(UserRow).where(UserRow.id == uuid.UUID(other["id"])))
+    assert _sign_out(client, other["refresh_token"]).status_code == 401
+
+
+def test_sign_out_of_one_user_leaves_others_signed_in(client: FlaskClient, sign_up: SignUp) -> None:
+    ada = sign_up()
+    bob = sign_up("bob@example.com")
+    assert _sign_out(client, ada["refresh_token"]).status_code == 200
+    assert _refresh(client, bob["refresh_token"]) == 200
