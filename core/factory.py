@@ -6,7 +6,7 @@ import logging
 
 from flask import Flask
 
-from blueprints import root
+from blueprints import health, root
 from blueprints.auth import routes as auth_routes
 from blueprints.docs import SECURITY_SCHEMES
 from blueprints.posts import routes as posts_routes
@@ -18,6 +18,7 @@ from core.extensions import api, cache, jwt
 from core.headers import add_standard_headers
 from core.json_provider import StrictJSONProvider
 from core.listing_cache import init_listing_cache
+from core.readiness import init_readiness
 from core.tokens import jwt_config
 from core.wiring import PASSWORDS_KEY
 from services.passwords import Passwords
@@ -40,9 +41,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.after_request(add_standard_headers)
     init_database(app, settings)
     init_listing_cache(app, cache, settings)
+    init_readiness(app, settings)
     jwt.init_app(app)
     api.init_app(app)
-    for blueprint in (root.blp, auth_routes.blp, posts_routes.blp):
+    for blueprint in (root.blp, health.blp, auth_routes.blp, posts_routes.blp):
         api.register_blueprint(blueprint)
     register_error_handlers(app)
     return app
