@@ -10,6 +10,7 @@ from blueprints import health, root
 from blueprints.auth import routes as auth_routes
 from blueprints.docs import SECURITY_SCHEMES
 from blueprints.posts import routes as posts_routes
+from commands import register_commands
 from core.body_limit import ChunkedBodyLimit, reject_oversized_body
 from core.config import INSTANCE_DIR, MAX_BODY_BYTES, Settings, load_settings
 from core.database import init_database
@@ -20,7 +21,7 @@ from core.json_provider import StrictJSONProvider
 from core.listing_cache import init_listing_cache
 from core.readiness import init_readiness
 from core.tokens import jwt_config
-from core.wiring import PASSWORDS_KEY
+from core.wiring import PASSWORDS_KEY, SETTINGS_KEY
 from services.passwords import Passwords
 
 API_VERSION = "1.0.0"
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config.update(_flask_config(settings))
     app.config.update(jwt_config(settings))
     app.extensions[PASSWORDS_KEY] = Passwords()
+    app.extensions[SETTINGS_KEY] = settings
 
     app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, MAX_BODY_BYTES)  # type: ignore[method-assign]
     app.before_request(reject_oversized_body)
@@ -47,6 +49,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     for blueprint in (root.blp, health.blp, auth_routes.blp, posts_routes.blp):
         api.register_blueprint(blueprint)
     register_error_handlers(app)
+    register_commands(app)
     return app
 
 
