@@ -132,6 +132,7 @@ def test_outage_serves_cached_listing_refuses_writes_and_recovers(
 # reconnect's handshake waits out the read timeout again (PyMySQL applies connect_timeout only to
 # the TCP connect, which the kernel completes for a stopped process).
 FROZEN_BOUND_SECONDS = 15.0
+READYZ_BOUND_SECONDS = 5.0
 
 
 def test_frozen_database_answers_503_before_gunicorn_kills_the_worker(
@@ -146,12 +147,21 @@ def test_frozen_database_answers_503_before_gunicorn_kills_the_worker(
     pid = int(own_mariadb.pid_file.read_text())
     os.kill(pid, signal.SIGSTOP)
     try:
+        # The readiness probe has its own short timeouts (HEALTH_TIMEOUT_SECONDS=2): well inside 5 s.
+        started = time.monotonic()
+        ready = requests.get(base + "/readyz", headers=CLOSE, timeout=TIMEOUT)
+        ready_elapsed = time.monotonic() - started
+        assert ready.status_code == 503, (ready.status_code, ready.text)
+        assert ready.json() == {"error": "Service not ready", "checks": {"database": "unavailable"}}
+        assert int(ready.headers["Retry-After"]) > 0
+        assert ready_elapsed < READYZ_BOUND_SECONDS, f"/readyz took {ready_elapsed:.1f}s"
         response, elapsed = _timed_post(base + ADD, json={"text": "frozen"}, headers=bearer(token))
         _assert_unavailable(response, elapsed, live, bound=FROZEN_BOUND_SECONDS)
     finally:
         os.kill(pid, signal.SIGCONT)
 
     thawed = _add_post_once_recovered(live, token, "thawed")
+    assert requests.get(base + "/readyz", headers=CLOSE, timeout=TIMEOUT).status_code == 200
     texts = [(post["id"], post["text"]) for post in list_posts(base, token)]
     assert texts == [(thawed, "thawed"), (first, "before the freeze")]
     assert "WORKER TIMEOUT" not in live.log(), live.log_tail()
