@@ -50,8 +50,9 @@ class VersionedListingCache:
     If a write lands in between, that version is already retired, so the possibly stale
     body is never served: read-your-writes holds across workers without locks.
 
-    Outages: every backend error opens a circuit breaker, and while it is open the cache is
-    skipped (reads go to the database) without paying a timeout. A write whose invalidation
+    Outages: every backend error opens a circuit breaker, and while it is open reads skip the
+    cache (they go to the database) without paying a timeout; invalidations are still tried
+    at once, since other hosts may already reach the backend again. A write whose invalidation
     could not reach the backend leaves its user *pending* in this process: this process
     skips the cache for that user, and a background thread (plus every later cache use)
     retries the invalidation until it lands, so a backend that comes back with its old
@@ -104,7 +105,10 @@ class VersionedListingCache:
         """Retire the user's version; if the backend is unreachable, keep retrying until it is."""
         with self._lock:
             self._pending.add(user_id)
-        if self._breaker.allows() and self._flush_pending():
+        # Tried even while the breaker is open: the backend may be back for the other hosts
+        # (which read from it) before this process's cool-down ends. A write pays at most one
+        # timeout for that; reads keep skipping the backend.
+        if self._flush_pending():
             return
         log.error("listing cache invalidation deferred for user %s (cache unreachable)", user_id)
         self._start_retrier()

@@ -24,14 +24,14 @@ RETRY_SECONDS = 0.1
 RECOVERY_DEADLINE = 15.0  # generous: only reached when the behaviour is wrong
 
 
-def _redis_settings(schema_url: str, redis_url: str) -> Settings:
+def _redis_settings(schema_url: str, redis_url: str, retry_seconds: float = RETRY_SECONDS) -> Settings:
     return load_settings(
         {},
         app_env="testing",
         database_url=schema_url,
         jwt_secret_key=TEST_SECRET,
         redis_url=redis_url,
-        cache_retry_seconds=RETRY_SECONDS,
+        cache_retry_seconds=retry_seconds,
         redis_timeout_seconds=0.5,
     )
 
@@ -126,6 +126,29 @@ def test_a_write_during_an_outage_is_not_hidden_when_redis_comes_back_with_old_d
         _eventually(lambda: not cache_a.is_pending(uuid.UUID(user_id)), "deferred invalidation reached Redis")
         assert _listing(b, token) == ["two", "one"]
         assert _listing(a, token) == ["two", "one"]
+    finally:
+        for host in (host_a, host_b):
+            engine_of(host).dispose()
+
+
+def test_a_write_invalidates_at_once_even_while_its_breaker_is_open(
+    schema_url: str, redis_server: RedisServer, app: Flask
+) -> None:
+    # `app` only empties the shared tables afterwards. Host A's breaker stays open for a minute
+    # after its first failure; host B never saw the outage.
+    host_a = create_app(_redis_settings(schema_url, redis_server.url, retry_seconds=60))
+    host_b = create_app(_redis_settings(schema_url, redis_server.url))
+    a, b = host_a.test_client(), host_b.test_client()
+    try:
+        signed_up = a.post("/api/v1/auth/sign_up", json={"email_address": "ada@example.com", "password": "x" * 12})
+        token = signed_up.get_json()["access_token"]
+        _add(a, token, "one")
+        redis_server.stop()
+        assert _listing(a, token) == ["one"]  # fails over to the database: A's breaker opens
+        redis_server.start()
+        assert _listing(b, token) == ["one"]  # B caches the listing in the fresh Redis
+        _add(a, token, "two")  # A's breaker is still open, but the invalidation goes through
+        assert _listing(b, token) == ["two", "one"]
     finally:
         for host in (host_a, host_b):
             engine_of(host).dispose()
