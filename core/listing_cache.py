@@ -67,7 +67,8 @@ class VersionedListingCache:
         self._retry_seconds = retry_seconds
         self._breaker = CircuitBreaker(retry_seconds)
         self._lock = threading.Lock()
-        self._pending: set[uuid.UUID] = set()
+        # user -> generation of the newest invalidation this process still owes.
+        self._pending: dict[uuid.UUID, int] = {}
         self._retrier: threading.Thread | None = None
 
     def get(self, user_id: uuid.UUID) -> tuple[str, bytes | None]:
@@ -103,20 +104,29 @@ class VersionedListingCache:
 
     def invalidate(self, user_id: uuid.UUID) -> None:
         """Retire the user's version; if the backend is unreachable, keep retrying until it is."""
-        with self._lock:
-            self._pending.add(user_id)
         # Tried even while the breaker is open: the backend may be back for the other hosts
         # (which read from it) before this process's cool-down ends. A write pays at most one
         # timeout for that; reads keep skipping the backend.
-        if self._flush_pending():
+        try:
+            self._retire(user_id)
+        except Exception:
+            self._failed("invalidation")
+            with self._lock:
+                # A new generation, so a retry already under way for an older write of this
+                # user does not clear this one (it may have retired the version before our commit).
+                self._pending[user_id] = self._pending.get(user_id, 0) + 1
+            log.error("listing cache invalidation deferred for user %s (cache unreachable)", user_id)
+            self._start_retrier()
             return
-        log.error("listing cache invalidation deferred for user %s (cache unreachable)", user_id)
-        self._start_retrier()
+        self._breaker.succeeded()
 
     def is_pending(self, user_id: uuid.UUID) -> bool:
         """True while this process owes the user an invalidation the backend has not yet taken."""
         with self._lock:
             return user_id in self._pending
+
+    def _retire(self, user_id: uuid.UUID) -> None:
+        self._backend.set(f"v:{user_id}", secrets.token_hex(8), timeout=2 * self._timeout)
 
     def _usable(self) -> bool:
         """Whether the cache may be used now: breaker closed (or probing) and nothing owed."""
@@ -129,17 +139,19 @@ class VersionedListingCache:
     def _flush_pending(self) -> bool:
         """Retry every owed invalidation; True when none is left."""
         with self._lock:
-            owed = list(self._pending)
-        for user_id in owed:
+            owed = list(self._pending.items())
+        for user_id, generation in owed:
             try:
-                self._backend.set(f"v:{user_id}", secrets.token_hex(8), timeout=2 * self._timeout)
+                self._retire(user_id)
             except Exception:
                 self._failed("invalidation")
                 return False
             with self._lock:
-                self._pending.discard(user_id)
+                if self._pending.get(user_id) == generation:  # no newer failed write meanwhile
+                    del self._pending[user_id]
         self._breaker.succeeded()
-        return True
+        with self._lock:
+            return not self._pending
 
     def _failed(self, operation: str) -> None:
         # One line per outage, not per request: the breaker skips the calls that would log.
