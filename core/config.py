@@ -37,6 +37,9 @@ class Settings(BaseModel):
     cache_timeout_seconds: int = Field(default=300, gt=0)
     cache_max_entries: int = Field(default=256, gt=0)
     cache_max_entry_bytes: int = Field(default=512 * 1024, gt=0)
+    redis_timeout_seconds: float = Field(default=1.0, gt=0)
+    cache_retry_seconds: float = Field(default=2.0, gt=0)
+    health_timeout_seconds: float = Field(default=2.0, gt=0)
     # See core/database.py for how these bound a request during a database outage.
     db_connect_timeout_seconds: int = Field(default=2, gt=0)
     db_read_timeout_seconds: int = Field(default=3, gt=0)

@@ -7,10 +7,11 @@ import logging
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from blueprints import root
+from blueprints import health, root
 from blueprints.auth import routes as auth_routes
 from blueprints.docs import SECURITY_SCHEMES
 from blueprints.posts import routes as posts_routes
+from commands import register_commands
 from core.audit import init_audit_log
 from core.body_limit import ChunkedBodyLimit, reject_oversized_body
 from core.config import INSTANCE_DIR, MAX_BODY_BYTES, Settings, load_settings
@@ -21,9 +22,10 @@ from core.headers import add_standard_headers
 from core.json_provider import StrictJSONProvider
 from core.listing_cache import init_listing_cache
 from core.rate_limits import init_rate_limits
+from core.readiness import init_readiness
 from core.request_id import echo_request_id
 from core.tokens import jwt_config
-from core.wiring import PASSWORDS_KEY
+from core.wiring import PASSWORDS_KEY, SETTINGS_KEY
 from services.passwords import Passwords
 
 API_VERSION = "1.0.0"
@@ -38,6 +40,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config.update(_flask_config(settings))
     app.config.update(jwt_config(settings))
     app.extensions[PASSWORDS_KEY] = Passwords()
+    app.extensions[SETTINGS_KEY] = settings
 
     app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, MAX_BODY_BYTES)  # type: ignore[method-assign]
     if settings.trusted_proxy_hops:
@@ -53,11 +56,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     init_database(app, settings)
     init_listing_cache(app, cache, settings)
     init_rate_limits(app, settings)
+    init_readiness(app, settings)
     jwt.init_app(app)
     api.init_app(app)
-    for blueprint in (root.blp, auth_routes.blp, posts_routes.blp):
+    for blueprint in (root.blp, health.blp, auth_routes.blp, posts_routes.blp):
         api.register_blueprint(blueprint)
     register_error_handlers(app)
+    register_commands(app)
     return app
 
 

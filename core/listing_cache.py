@@ -1,14 +1,18 @@
-"""The per-user listing cache on Flask-Caching, safe against stale writes from concurrent misses."""
+"""The per-user listing cache on Flask-Caching, safe against stale writes and cache outages."""
 
 from __future__ import annotations
 
 import logging
 import secrets
+import threading
+import time
 import uuid
 
+from cachelib import BaseCache
 from flask import Flask
 from flask_caching import Cache
 
+from core.circuit_breaker import CircuitBreaker
 from core.config import Settings
 
 log = logging.getLogger(__name__)
@@ -34,7 +38,8 @@ def cache_config(settings: Settings) -> dict[str, object]:
         config["CACHE_DIR"] = settings.cache_dir
     if settings.cache_backend == "redis":
         config["CACHE_REDIS_URL"] = settings.redis_url
-        config["CACHE_OPTIONS"] = {"socket_timeout": 1, "socket_connect_timeout": 1}
+        timeout = settings.redis_timeout_seconds
+        config["CACHE_OPTIONS"] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
     return config
 
 
@@ -44,48 +49,139 @@ class VersionedListingCache:
     A miss reads the version *before* querying the database and stores the body under it.
     If a write lands in between, that version is already retired, so the possibly stale
     body is never served: read-your-writes holds across workers without locks.
+
+    Outages: every backend error opens a circuit breaker, and while it is open reads skip the
+    cache (they go to the database) without paying a timeout; invalidations are still tried
+    at once, since other hosts may already reach the backend again. A write whose invalidation
+    could not reach the backend leaves its user *pending* in this process: this process
+    skips the cache for that user, and a background thread (plus every later cache use)
+    retries the invalidation until it lands, so a backend that comes back with its old
+    data (persistence, or a partition rather than a restart) stops serving the pre-write
+    listing about one retry interval after it is reachable again.
     """
 
-    def __init__(self, cache: Cache, timeout: int, max_entry_bytes: int) -> None:
-        self._cache = cache
+    def __init__(self, backend: BaseCache, timeout: int, max_entry_bytes: int, retry_seconds: float) -> None:
+        self._backend = backend
         self._timeout = timeout
         self._max_entry_bytes = max_entry_bytes
+        self._retry_seconds = retry_seconds
+        self._breaker = CircuitBreaker(retry_seconds)
+        self._lock = threading.Lock()
+        # user -> generation of the newest invalidation this process still owes.
+        self._pending: dict[uuid.UUID, int] = {}
+        self._retrier: threading.Thread | None = None
 
     def get(self, user_id: uuid.UUID) -> tuple[str, bytes | None]:
-        """The current version of the user's listing and its body if cached."""
+        """The current version of the user's listing and its body if cached; ("", None) to bypass."""
+        if not self._usable() or self.is_pending(user_id):
+            return "", None
         version_key = f"v:{user_id}"
         try:
-            version = self._cache.get(version_key)
+            version = self._backend.get(version_key)
             if version is None:
                 version = secrets.token_hex(8)
-                if not self._cache.add(version_key, version, timeout=2 * self._timeout):
-                    version = self._cache.get(version_key) or version
-                return version, None
-            return version, self._cache.get(f"l:{user_id}:{version}")
+                if not self._backend.add(version_key, version, timeout=2 * self._timeout):
+                    version = self._backend.get(version_key) or version
+                body = None
+            else:
+                body = self._backend.get(f"l:{user_id}:{version}")
         except Exception:  # a cache outage must degrade to the database, not fail the request
-            log.warning("listing cache unavailable on read", exc_info=True)
+            self._failed("read")
             return "", None
+        self._breaker.succeeded()
+        return version, body
 
     def put(self, user_id: uuid.UUID, version: str, body: bytes) -> None:
-        """Cache the body unless it is too big or the version could not be read."""
-        if not version or len(body) > self._max_entry_bytes:
+        """Cache the body unless it is too big, the version could not be read, or the cache is down."""
+        if not version or len(body) > self._max_entry_bytes or not self._breaker.allows():
             return
         try:
-            self._cache.set(f"l:{user_id}:{version}", body, timeout=self._timeout)
+            self._backend.set(f"l:{user_id}:{version}", body, timeout=self._timeout)
         except Exception:
-            log.warning("listing cache unavailable on write", exc_info=True)
+            self._failed("write")
+            return
+        self._breaker.succeeded()
 
     def invalidate(self, user_id: uuid.UUID) -> None:
-        """Retire the user's version; every body cached under it becomes unreachable."""
+        """Retire the user's version; if the backend is unreachable, keep retrying until it is."""
+        # Tried even while the breaker is open: the backend may be back for the other hosts
+        # (which read from it) before this process's cool-down ends. A write pays at most one
+        # timeout for that; reads keep skipping the backend.
         try:
-            self._cache.set(f"v:{user_id}", secrets.token_hex(8), timeout=2 * self._timeout)
+            self._retire(user_id)
         except Exception:
-            log.error("listing cache invalidation failed for user %s", user_id, exc_info=True)
+            self._failed("invalidation")
+            with self._lock:
+                # A new generation, so a retry already under way for an older write of this
+                # user does not clear this one (it may have retired the version before our commit).
+                self._pending[user_id] = self._pending.get(user_id, 0) + 1
+            log.error("listing cache invalidation deferred for user %s (cache unreachable)", user_id)
+            self._start_retrier()
+            return
+        self._breaker.succeeded()
+
+    def is_pending(self, user_id: uuid.UUID) -> bool:
+        """True while this process owes the user an invalidation the backend has not yet taken."""
+        with self._lock:
+            return user_id in self._pending
+
+    def _retire(self, user_id: uuid.UUID) -> None:
+        self._backend.set(f"v:{user_id}", secrets.token_hex(8), timeout=2 * self._timeout)
+
+    def _usable(self) -> bool:
+        """Whether the cache may be used now: breaker closed (or probing) and nothing owed."""
+        if not self._breaker.allows():
+            return False
+        with self._lock:
+            owed = bool(self._pending)
+        return not owed or self._flush_pending()
+
+    def _flush_pending(self) -> bool:
+        """Retry every owed invalidation; True when none is left."""
+        with self._lock:
+            owed = list(self._pending.items())
+        for user_id, generation in owed:
+            try:
+                self._retire(user_id)
+            except Exception:
+                self._failed("invalidation")
+                return False
+            with self._lock:
+                if self._pending.get(user_id) == generation:  # no newer failed write meanwhile
+                    del self._pending[user_id]
+        self._breaker.succeeded()
+        with self._lock:
+            return not self._pending
+
+    def _failed(self, operation: str) -> None:
+        # One line per outage, not per request: the breaker skips the calls that would log.
+        log.warning("listing cache unavailable on %s; using the database for %.1fs", operation, self._retry_seconds)
+        self._breaker.failed()
+
+    def _start_retrier(self) -> None:
+        with self._lock:
+            if self._retrier is not None:
+                return
+            self._retrier = threading.Thread(target=self._retry_until_flushed, name="listing-cache-retry", daemon=True)
+            self._retrier.start()
+
+    def _retry_until_flushed(self) -> None:
+        """Background: retry owed invalidations once per retry interval until none is left."""
+        while True:
+            time.sleep(self._retry_seconds)
+            if self._breaker.allows() and self._flush_pending():
+                log.info("listing cache reachable again; deferred invalidations done")
+            with self._lock:
+                if not self._pending:
+                    self._retrier = None
+                    return
 
 
 def init_listing_cache(app: Flask, cache: Cache, settings: Settings) -> None:
     """Bind Flask-Caching and expose the listing cache on the app."""
     cache.init_app(app, config=cache_config(settings))
+    # The backend itself rather than the Flask-Caching proxy: the retry thread has no app context.
+    backend: BaseCache = app.extensions["cache"][cache]
     app.extensions[LISTING_CACHE_KEY] = VersionedListingCache(
-        cache, settings.cache_timeout_seconds, settings.cache_max_entry_bytes
+        backend, settings.cache_timeout_seconds, settings.cache_max_entry_bytes, settings.cache_retry_seconds
     )

@@ -34,7 +34,8 @@ def rate_limit_config(settings: Settings) -> dict[str, object]:
     }
     if settings.redis_url:
         # A Redis that hangs must not hold sign-ins for long; the limiter then falls back to memory.
-        config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_timeout": 1, "socket_connect_timeout": 1}
+        timeout = settings.redis_timeout_seconds
+        config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
     return config
 
 

@@ -10,10 +10,12 @@ from core.listing_cache import LISTING_CACHE_KEY
 from repositories.posts import PostRepository
 from repositories.users import UserRepository
 from services.accounts import AccountService
+from services.admin import AdminService
 from services.passwords import Passwords
 from services.posts import PostService
 
 PASSWORDS_KEY = "posts.passwords"
+SETTINGS_KEY = "posts.settings"
 
 
 def account_service() -> AccountService:
@@ -25,3 +27,13 @@ def account_service() -> AccountService:
 def post_service() -> PostService:
     """Post rules over this request's session and the shared listing cache."""
     return PostService(PostRepository(db_session()), current_app.extensions[LISTING_CACHE_KEY], encode_listing)
+
+
+def admin_service() -> AdminService:
+    """Operator tasks (the CLI) over this app context's session and the shared listing cache."""
+    session = db_session()
+    passwords: Passwords = current_app.extensions[PASSWORDS_KEY]
+    users = UserRepository(session)
+    return AdminService(
+        AccountService(users, passwords), users, PostRepository(session), current_app.extensions[LISTING_CACHE_KEY]
+    )

@@ -38,3 +38,9 @@ class PostRepository:
         result = self._session.execute(delete(PostRow).where(PostRow.id == post_id, PostRow.user_id == user_id))
         self._session.commit()
         return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def delete_all_for_user(self, user_id: uuid.UUID) -> int:
+        """Delete every post of this user in one statement; how many there were."""
+        result = self._session.execute(delete(PostRow).where(PostRow.user_id == user_id))
+        self._session.commit()
+        return int(result.rowcount)  # type: ignore[attr-defined]

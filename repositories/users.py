@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models.entities import User
-from models.tables import UserRow
+from models.tables import PostRow, UserRow
 from repositories.errors import DuplicateEmailError
 
 
@@ -80,3 +80,37 @@ class UserRepository:
         """Store a re-hash made with stronger parameters (only after they change)."""
         self._session.execute(update(UserRow).where(UserRow.id == user_id).values(password_hash=password_hash))
         self._session.commit()
+
+    def by_email(self, email_address: str) -> User | None:
+        """The account with this (normalized) email, if any."""
+        row = self._session.execute(
+            select(UserRow.id, UserRow.email_address, UserRow.created_at, UserRow.updated_at).where(
+                UserRow.email_address == email_address
+            )
+        ).one_or_none()
+        return None if row is None else User.model_validate(row._mapping)
+
+    def list_with_post_counts(self) -> list[tuple[User, int]]:
+        """Every account, oldest first, with how many posts it has, in one SELECT."""
+        rows = self._session.execute(
+            select(
+                UserRow.id,
+                UserRow.email_address,
+                UserRow.created_at,
+                UserRow.updated_at,
+                func.count(PostRow.seq).label("posts"),
+            )
+            .outerjoin(PostRow, PostRow.user_id == UserRow.id)
+            .group_by(UserRow.id, UserRow.email_address, UserRow.created_at, UserRow.updated_at)
+            .order_by(UserRow.created_at, UserRow.email_address)
+        ).all()
+        return [
+            (User(id=r.id, email_address=r.email_address, created_at=r.created_at, updated_at=r.updated_at), r.posts)
+            for r in rows
+        ]
+
+    def delete(self, user_id: uuid.UUID) -> bool:
+        """Delete the account; its posts go with it (ON DELETE CASCADE). False when nothing matched."""
+        result = self._session.execute(delete(UserRow).where(UserRow.id == user_id))
+        self._session.commit()
+        return bool(result.rowcount)  # type: ignore[attr-defined]

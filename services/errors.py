@@ -23,3 +23,11 @@ class PostNotFoundError(Exception):
 
 class PasswordMismatchError(Exception):
     """`confirm_password` was sent and differs from `password`."""
+
+
+class InvalidPasswordError(ValueError):
+    """A password outside the allowed length (8 to 256 characters)."""
+
+
+class NoSuchAccountError(LookupError):
+    """An operator named an email that has no account."""

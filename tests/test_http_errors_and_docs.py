@@ -55,6 +55,8 @@ def test_openapi_documents_every_endpoint_and_the_security_schemes(client: Flask
     assert spec["openapi"].startswith("3.")
     expected = {
         "/": {"get"},
+        "/healthz": {"get"},
+        "/readyz": {"get"},
         "/api/v1/auth/sign_up": {"post"},
         "/api/v1/auth/sign_in": {"post"},
         "/api/v1/auth/refresh_token": {"get"},

@@ -59,13 +59,13 @@ def _timed_post(url: str, **kwargs: object) -> tuple[requests.Response, float]:
 
 
 def _assert_unavailable(
-    response: requests.Response, elapsed: float, live: LiveServer, bound: float = ANSWER_BOUND_SECONDS
+    response: requests.Response, elapsed: float, live: LiveServer, body_keys: tuple[str, ...] = ("error",)
 ) -> None:
     assert response.status_code == 503, (response.status_code, response.text, live.log_tail())
     assert response.headers["Content-Type"] == "application/json"
-    assert list(response.json()) == ["error"]
+    assert tuple(response.json()) == body_keys
     assert int(response.headers["Retry-After"]) > 0
-    assert elapsed < bound, f"503 took {elapsed:.1f}s"
+    assert elapsed < ANSWER_BOUND_SECONDS, f"503 took {elapsed:.1f}s"
 
 
 def _add_post_once_recovered(live: LiveServer, token: str, text: str) -> str:
@@ -143,11 +143,18 @@ def test_outage_serves_cached_listing_refuses_writes_and_recovers(
             )
             _assert_unavailable(response, elapsed, live)
             latencies.append(elapsed)
+
+        # The readiness probe has its own short timeouts (HEALTH_TIMEOUT_SECONDS).
+        started = time.monotonic()
+        ready = requests.get(base + "/readyz", headers=CLOSE, timeout=TIMEOUT)
+        _assert_unavailable(ready, time.monotonic() - started, live, body_keys=("error", "checks"))
+        assert ready.json()["checks"] == {"database": "unavailable"}
     finally:
         outage.end()
     print(f"\n{kind}: 503 after {min(latencies):.2f}..{max(latencies):.2f} s over {len(latencies)} requests")
 
     after = _add_post_once_recovered(live, token, "after")
+    assert requests.get(base + "/readyz", headers=CLOSE, timeout=TIMEOUT).status_code == 200
 
     # Every worker recovers, and nothing written during the outage was stored.
     for _ in range(TRIES):

@@ -34,10 +34,15 @@ def _free_port() -> int:
 
 
 class RedisServer:
-    """A Redis server with no persistence, its log in ``base_dir``; restartable on the same port."""
+    """A Redis server, its log in ``base_dir``; restartable on the same port.
 
-    def __init__(self, base_dir: Path) -> None:
-        """Prepare (but do not start) a server whose log lives under ``base_dir``."""
+    By default it keeps nothing on disk, so a restart empties it. ``persistent=True`` keeps an
+    append-only file in ``base_dir`` (fsync on every write), so a restart brings the data back,
+    as a production Redis with persistence does.
+    """
+
+    def __init__(self, base_dir: Path, *, persistent: bool = False) -> None:
+        """Prepare (but do not start) a server whose log (and data, if persistent) live under ``base_dir``."""
         binary = redis_server_path()
         if binary is None:
             raise RuntimeError("redis-server not found (is redis-server installed?)")
@@ -45,6 +50,8 @@ class RedisServer:
         base_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = base_dir / "redis.log"
         self.port = _free_port()
+        self._persistent = persistent
+        self._base_dir = base_dir
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -66,10 +73,13 @@ class RedisServer:
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--save", "",
-            "--appendonly", "no",
             "--daemonize", "no",
             "--logfile", str(self.log_path),
         ]  # fmt: skip
+        if self._persistent:
+            cmd += ["--dir", str(self._base_dir), "--appendonly", "yes", "--appendfsync", "always"]
+        else:
+            cmd += ["--appendonly", "no"]
         # Own session: Ctrl-C in pytest must not reach the server first.
         self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + _START_TIMEOUT
@@ -97,6 +107,16 @@ class RedisServer:
                 proc.kill()
                 proc.wait()
         self._proc = None
+
+    def freeze(self) -> None:
+        """SIGSTOP: the kernel still accepts connections, but nothing answers (a hung server)."""
+        assert self._proc is not None and self.running
+        self._proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT after :meth:`freeze`."""
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGCONT)
 
     def flush(self) -> None:
         """Empty every database, so tests do not see each other's keys."""

@@ -1,0 +1,70 @@
+"""Health endpoints for load balancers and orchestrators: liveness and readiness, no auth."""
+
+from __future__ import annotations
+
+from flask import Response, json
+from marshmallow import Schema, fields
+
+from blueprints.blueprint import Blueprint
+from blueprints.schemas import ErrorSchema
+from core.errors import RETRY_AFTER_SECONDS
+from core.readiness import OK, readiness
+
+blp = Blueprint("health", __name__, description="Liveness and readiness probes (no authentication).")
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+class AliveSchema(Schema):
+    """What `GET /healthz` answers."""
+
+    status = fields.String(required=True, metadata={"example": "alive"})
+
+
+class ChecksSchema(Schema):
+    """One entry per dependency: "ok" or "unavailable"."""
+
+    database = fields.String(required=True, metadata={"example": "ok"})
+    redis = fields.String(metadata={"example": "ok", "description": "present only when REDIS_URL is set"})
+
+
+class ReadySchema(Schema):
+    """What `GET /readyz` answers when every dependency is reachable."""
+
+    status = fields.String(required=True, metadata={"example": "ready"})
+    checks = fields.Nested(ChecksSchema, required=True)
+
+
+class NotReadySchema(ErrorSchema):
+    """The contract's error shape, plus which dependency failed."""
+
+    checks = fields.Nested(ChecksSchema, required=True)
+
+
+def _json(body: object, status: int, headers: dict[str, str]) -> Response:
+    return Response(json.dumps(body), status=status, mimetype="application/json", headers=headers)
+
+
+@blp.route("/healthz", methods=["GET"])
+@blp.response(200, AliveSchema)
+def healthz() -> Response:
+    """Liveness: the process answers
+
+    No I/O at all: a database or Redis outage must not get healthy processes restarted.
+    """
+    return _json({"status": "alive"}, 200, NO_STORE)
+
+
+@blp.route("/readyz", methods=["GET"])
+@blp.response(200, ReadySchema)
+@blp.alt_response(503, schema=NotReadySchema, description="A dependency is unreachable")
+def readyz() -> Response:
+    """Readiness: the database (and Redis, when configured) answer
+
+    Each check is bounded by a timeout of a few seconds; a failing one gives 503 with `Retry-After`.
+    """
+    checks = readiness().checks()
+    if all(result == OK for result in checks.values()):
+        return _json({"status": "ready", "checks": checks}, 200, NO_STORE)
+    body = {"error": "Service not ready", "checks": checks}
+    return _json(body, 503, {**NO_STORE, "Retry-After": RETRY_AFTER_SECONDS})

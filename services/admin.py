@@ -1,0 +1,67 @@
+"""Operator tasks on accounts and posts (the CLI's rules): create, list, delete, purge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from models.entities import User
+from repositories.posts import PostRepository
+from repositories.users import UserRepository
+from services.accounts import AccountService, normalize_email
+from services.errors import InvalidPasswordError, NoSuchAccountError
+from services.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from services.ports import ListingCache
+
+
+@dataclass(frozen=True)
+class AccountSummary:
+    """One line of `users list`."""
+
+    user: User
+    posts: int
+
+
+class AdminService:
+    """Account administration; every change to a user's posts retires that user's cached listing."""
+
+    def __init__(
+        self, accounts: AccountService, users: UserRepository, posts: PostRepository, cache: ListingCache
+    ) -> None:
+        self._accounts = accounts
+        self._users = users
+        self._posts = posts
+        self._cache = cache
+
+    def create_user(self, email_address: str, password: str) -> User:
+        """Create an account under the same rules as sign-up (valid unique email, 8-256 char password)."""
+        if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+            raise InvalidPasswordError(
+                f"a password has {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters, got {len(password)}"
+            )
+        return self._accounts.sign_up(email_address, password)
+
+    def list_users(self) -> list[AccountSummary]:
+        """Every account with its number of posts, oldest first."""
+        return [AccountSummary(user, posts) for user, posts in self._users.list_with_post_counts()]
+
+    def find(self, email_address: str) -> User:
+        """The account with this email; InvalidEmailError or NoSuchAccountError otherwise."""
+        user = self._users.by_email(normalize_email(email_address))
+        if user is None:
+            raise NoSuchAccountError(email_address)
+        return user
+
+    def delete_user(self, email_address: str) -> User:
+        """Delete the account and its posts, then retire its cached listing (a still valid token sees [])."""
+        user = self.find(email_address)
+        if not self._users.delete(user.id):
+            raise NoSuchAccountError(email_address)  # deleted concurrently
+        self._cache.invalidate(user.id)
+        return user
+
+    def purge_posts(self, email_address: str) -> int:
+        """Delete every post of the account, then retire its cached listing; how many were deleted."""
+        user = self.find(email_address)
+        deleted = self._posts.delete_all_for_user(user.id)
+        self._cache.invalidate(user.id)
+        return deleted
