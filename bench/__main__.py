@@ -17,6 +17,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
     parser.add_argument("--only", action="append", default=[], help="run only workloads whose name contains this")
     parser.add_argument("--keep-alive-only", action="store_true", help="skip the fresh-connection runs")
+    parser.add_argument("--profile", action="store_true", help="py-spy one worker in each workload's first run")
     parser.add_argument("--label", default="", help="name of the results files (default: a timestamp)")
     options = parser.parse_args()
     if options.scaling:
@@ -33,6 +34,7 @@ def main() -> None:
             only=tuple(options.only),
             kinds=("keep-alive",) if options.keep_alive_only else tuple(standard.CONNECTION_KINDS),
             label=options.label,
+            profile=options.profile,
         )
     )
 

@@ -48,13 +48,23 @@ def summarize(workload: str, connections: str, results: list[WrkResult]) -> Summ
     )
 
 
-def with_ratios(summaries: list[Summary]) -> list[Summary]:
-    """Each summary with its req/s divided by the ceiling's over the same kind of connection."""
+def with_ratios(summaries: list[Summary], paired: dict[tuple[str, str], list[float]] | None = None) -> list[Summary]:
+    """Each summary with its ratio to the ceiling over the same kind of connection.
+
+    With `paired` (each run's req/s over the ceiling run right before it) the ratio is their
+    median; otherwise the median req/s over the ceiling's median req/s.
+    """
     ceilings = {s.connections: s.rps for s in summaries if s.workload == CEILING}
     out = []
     for summary in summaries:
         ceiling = ceilings.get(summary.connections)
-        ratio = summary.rps / ceiling if ceiling else None
+        pairs = (paired or {}).get((summary.workload, summary.connections))
+        if summary.workload == CEILING:
+            ratio: float | None = 1.0
+        elif pairs:
+            ratio = statistics.median(pairs)
+        else:
+            ratio = summary.rps / ceiling if ceiling else None
         out.append(Summary(**{**asdict(summary), "ratio": ratio}))
     return out
 
@@ -141,6 +151,34 @@ def write_chart(path: Path, summaries: list[Summary], title: str) -> None:
     axes.set_yscale("log")
     axes.set_title(title)
     axes.legend()
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def write_scaling_chart(path: Path, growth: list[dict[str, Any]], own: list[dict[str, Any]]) -> None:
+    """Two panels: req/s against table size (flat is good), miss latency against own posts (linear is good)."""
+    import matplotlib  # noqa: PLC0415 - only the bench group installs it
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 5))
+    sizes = [point["posts_in_table"] for point in growth]
+    left.plot(sizes, [point["add_post"]["rps"] for point in growth], marker="o", label="add-post")
+    left.plot(sizes, [point["miss_20_posts"]["rps"] for point in growth], marker="o", label="get_my_posts miss (20 posts)")
+    left.set_xlabel("rows in posts")
+    left.set_ylabel("req/s")
+    left.set_ylim(bottom=0)
+    left.legend()
+    left.set_title("Flat as the table grows (indexes)")
+    counts = [point["own_posts"] for point in own]
+    right.loglog(counts, [point["miss"]["p50_ms"] for point in own], marker="o", label="measured p50")
+    right.set_xlabel("the user's own posts")
+    right.set_ylabel("p50 ms (cache miss)")
+    right.legend()
+    right.set_title("Linear in the user's own posts (no N+1)")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import create_engine
 
 from bench import report, servers
+from bench.profile import Profiler
 from bench.workloads import Workload, prepare
 from bench.wrk import WrkResult, ensure_wrk, run_wrk
 from services.passwords import Passwords
@@ -23,6 +24,7 @@ from services.passwords import Passwords
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 CONNECTION_KINDS = {"keep-alive": "keep", "fresh": "close"}
 WARM_UP_SECONDS = 1.0
+CEILING_PAIR_SECONDS = 3.0
 VERIFY_SAMPLES = 15
 
 
@@ -37,6 +39,7 @@ class Options:
     only: tuple[str, ...] = ()
     kinds: tuple[str, ...] = tuple(CONNECTION_KINDS)
     label: str = ""
+    profile: bool = False
 
 
 def argon2_verify_seconds(samples: int = VERIFY_SAMPLES) -> float:
@@ -72,10 +75,19 @@ def bench_servers(work_dir: Path) -> Iterator[tuple[dict[str, servers.Gunicorn],
         yield started, url
 
 
-def drive(workload: Workload, server: servers.Gunicorn, kind: str, options: Options, duration_s: float) -> WrkResult:
-    """One wrk run of the workload over keep-alive or fresh connections."""
+def drive(
+    workload: Workload,
+    server: servers.Gunicorn,
+    kind: str,
+    options: Options,
+    duration_s: float,
+    profiler: Profiler | None = None,
+) -> WrkResult:
+    """One wrk run of the workload over keep-alive or fresh connections (optionally under py-spy)."""
     extra = workload.before_run(duration_s) if workload.before_run else []
     args = [workload.token or "-", CONNECTION_KINDS[kind], *workload.args, *extra]
+    if profiler:
+        profiler.start()
     try:
         return run_wrk(
             server.base + workload.path,
@@ -100,28 +112,47 @@ def run(options: Options) -> dict[str, Any]:
             workloads, _ = prepare(started["app"].base, engine, work_dir)
             if options.only:
                 workloads = [w for w in workloads if w.name == "ceiling" or any(o in w.name for o in options.only)]
-            verify_s = argon2_verify_seconds()
-            print(f"argon2id verify: {verify_s * 1000:.1f} ms (median of {VERIFY_SAMPLES}, this process)", flush=True)
+            ceiling = next(w for w in workloads if w.name == report.CEILING)
             for workload in workloads:
                 drive(workload, started[workload.server], "keep-alive", options, WARM_UP_SECONDS)
             results: dict[tuple[str, str], list[WrkResult]] = {}
+            paired: dict[tuple[str, str], list[float]] = {}
+            verify_times: list[float] = []
             for run_index in range(options.runs):
                 for workload in workloads:
+                    if workload is ceiling:
+                        continue
+                    if workload.name == report.SIGN_IN:
+                        # Measured beside the sign-in runs, so both see the same machine load.
+                        verify_times.append(argon2_verify_seconds())
                     for kind in options.kinds:
-                        result = drive(workload, started[workload.server], kind, options, options.duration_s)
+                        # The ceiling runs right before each workload: the machine is shared and its
+                        # speed drifts, so each ratio compares two runs that saw the same conditions.
+                        top = drive(ceiling, started["ceiling"], kind, options, min(CEILING_PAIR_SECONDS, options.duration_s))
+                        results.setdefault((ceiling.name, kind), []).append(top)
+                        server = started[workload.server]
+                        profiler = _profiler(options, run_index, kind, workload, server)
+                        result = drive(workload, server, kind, options, options.duration_s, profiler)
+                        if profiler:
+                            print(profiler.report(), flush=True)
                         results.setdefault((workload.name, kind), []).append(result)
+                        paired.setdefault((workload.name, kind), []).append(result.rps / top.rps if top.rps else 0.0)
                         print(
                             f"run {run_index + 1}/{options.runs} {workload.name:<26} {kind:<10} "
                             f"{result.rps:>9,.1f} req/s  p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:8.2f} ms  "
-                            f"non-2xx {result.non_2xx}  socket errors {result.socket_errors}",
+                            f"non-2xx {result.non_2xx}  socket errors {result.socket_errors}  "
+                            f"ceiling {top.rps:,.0f} req/s",
                             flush=True,
                         )
+            verify_s = statistics.median(verify_times) if verify_times else argon2_verify_seconds()
             memory = {name: started[name].worker_rss_mib() for name in ("app", "miss")}
             cache_bytes = sum(f.stat().st_size for f in (work_dir / "cache-app").rglob("*") if f.is_file())
             engine.dispose()
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
-    summaries = report.with_ratios([report.summarize(name, kind, runs) for (name, kind), runs in results.items()])
+    summaries = report.with_ratios(
+        [report.summarize(name, kind, runs) for (name, kind), runs in results.items()], paired
+    )
     checks = report.check_targets(summaries, servers.WORKERS, verify_s)
     document = {
         "mode": "standard",
@@ -130,6 +161,7 @@ def run(options: Options) -> dict[str, Any]:
         "options": asdict(options),
         "workers": servers.WORKERS,
         "argon2_verify_ms": round(verify_s * 1000, 2),
+        "argon2_verify_ms_samples": [round(t * 1000, 2) for t in verify_times],
         "summaries": [asdict(s) for s in summaries],
         "targets": checks,
         "worker_rss_mib": memory,
@@ -147,3 +179,17 @@ def run(options: Options) -> dict[str, Any]:
     print(f"filesystem cache on disk: {cache_bytes / 1024 / 1024:.1f} MiB")
     print(f"results: {RESULTS_DIR / stem}.json and .png")
     return document
+
+
+def _profiler(
+    options: Options, run_index: int, kind: str, workload: Workload, server: servers.Gunicorn
+) -> Profiler | None:
+    """py-spy on the server's first worker during the workload's first keep-alive run, when asked for."""
+    if not (options.profile and run_index == 0 and kind == "keep-alive"):
+        return None
+    path = RESULTS_DIR / f"profile-{_slug(workload.name)}.txt"
+    return Profiler(server.worker_pids()[0], options.duration_s, path)
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name).strip("-")
