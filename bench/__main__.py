@@ -10,7 +10,9 @@ from bench import standard
 def main() -> None:
     """Parse the command line and run the chosen mode."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--scaling", action="store_true", help="grow posts to 1,000,000 rows and show flat/linear costs")
+    parser.add_argument(
+        "--scaling", action="store_true", help="grow posts to 1,000,000 rows and show flat/linear costs"
+    )
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run (default 5)")
     parser.add_argument("--runs", type=int, default=3, help="runs per workload; the table shows medians (default 3)")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
@@ -21,7 +23,7 @@ def main() -> None:
     parser.add_argument("--label", default="", help="name of the results files (default: a timestamp)")
     options = parser.parse_args()
     if options.scaling:
-        from bench import scaling  # noqa: PLC0415 - imported only for that mode
+        from bench import scaling
 
         scaling.run(scaling.Options(duration_s=min(options.duration, 3.0), label=options.label))
         return

@@ -45,8 +45,17 @@ class Profiler:
         if not Path(py_spy).exists():
             raise SystemExit(PY_SPY_HINT)
         self._command = [
-            py_spy, "record", "--pid", str(pid), "--duration", str(max(1, round(duration_s))),
-            "--format", "raw", "--output", str(output), "--nonblocking",
+            py_spy,
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            str(max(1, round(duration_s))),
+            "--format",
+            "raw",
+            "--output",
+            str(output),
+            "--nonblocking",
         ]
         self._output = output
         self._thread = threading.Thread(target=self._record, daemon=True)

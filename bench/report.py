@@ -82,14 +82,19 @@ def check_targets(summaries: list[Summary], workers: int, verify_seconds: float)
         summary = by_name.get(name)
         if summary is not None and summary.ratio is not None:
             checks.append(
-                {"target": f"{name} >= {goal} x ceiling", "measured": round(summary.ratio, 3), "met": summary.ratio >= goal}
+                {
+                    "target": f"{name} >= {goal} x ceiling",
+                    "measured": round(summary.ratio, 3),
+                    "met": summary.ratio >= goal,
+                }
             )
     sign_in = by_name.get(SIGN_IN)
     if sign_in is not None:
         goal_rps = sign_in_target(workers, verify_seconds)
+        verify_ms = verify_seconds * 1000
         checks.append(
             {
-                "target": f"sign_in >= {SIGN_IN_FACTOR} x {workers} / {verify_seconds * 1000:.1f} ms = {goal_rps:.1f} req/s",
+                "target": f"sign_in >= {SIGN_IN_FACTOR} x {workers} / {verify_ms:.1f} ms = {goal_rps:.1f} req/s",
                 "measured": round(sign_in.rps, 1),
                 "met": sign_in.rps >= goal_rps,
             }
@@ -133,10 +138,10 @@ def write_json(path: Path, document: dict[str, Any]) -> None:
 
 def write_chart(path: Path, summaries: list[Summary], title: str) -> None:
     """A bar chart of each workload's ratio to the ceiling, keep-alive and fresh connections side by side."""
-    import matplotlib  # noqa: PLC0415 - only the bench group installs it; tests import this module without it
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     names = list(dict.fromkeys(s.workload for s in summaries))
     kinds = list(dict.fromkeys(s.connections for s in summaries))
@@ -146,7 +151,9 @@ def write_chart(path: Path, summaries: list[Summary], title: str) -> None:
     for offset, kind in enumerate(kinds):
         xs = [index + offset * width for index in range(len(names))]
         axes.bar(xs, [ratios.get((name, kind), 0.0) for name in names], width, label=kind)
-    axes.set_xticks([index + width * (len(kinds) - 1) / 2 for index in range(len(names))], names, rotation=30, ha="right")
+    axes.set_xticks(
+        [index + width * (len(kinds) - 1) / 2 for index in range(len(names))], names, rotation=30, ha="right"
+    )
     axes.set_ylabel("req/s ÷ ceiling req/s")
     axes.set_yscale("log")
     axes.set_title(title)
@@ -159,15 +166,17 @@ def write_chart(path: Path, summaries: list[Summary], title: str) -> None:
 
 def write_scaling_chart(path: Path, growth: list[dict[str, Any]], own: list[dict[str, Any]]) -> None:
     """Two panels: req/s against table size (flat is good), miss latency against own posts (linear is good)."""
-    import matplotlib  # noqa: PLC0415 - only the bench group installs it
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(12, 5))
     sizes = [point["posts_in_table"] for point in growth]
     left.plot(sizes, [point["add_post"]["rps"] for point in growth], marker="o", label="add-post")
-    left.plot(sizes, [point["miss_20_posts"]["rps"] for point in growth], marker="o", label="get_my_posts miss (20 posts)")
+    left.plot(
+        sizes, [point["miss_20_posts"]["rps"] for point in growth], marker="o", label="get_my_posts miss (20 posts)"
+    )
     left.set_xlabel("rows in posts")
     left.set_ylabel("req/s")
     left.set_ylim(bottom=0)

@@ -1,4 +1,4 @@
-"""Scaling mode: grow posts to 1,000,000 rows; add-post and a small user's miss stay flat, a miss is linear in own posts."""
+"""Scaling mode: posts grow to 1,000,000 rows; add-post and a small miss stay flat; a miss is linear in own posts."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 import click
 from sqlalchemy import Engine, create_engine, text
 
-from bench import report, seed, servers
+from bench import report, seed
 from bench.standard import RESULTS_DIR, bench_servers
 from bench.workloads import ADD, LIST, Accounts
 from bench.wrk import WrkResult, ensure_wrk, run_wrk
@@ -57,9 +57,7 @@ def grow(engine: Engine, filler: list[uuid.UUID], target: int) -> None:
         done = 0
         while done < missing:
             size = min(GROW_CHUNK, missing - done)
-            rows = (
-                next(seed.post_rows(filler[(done + index) % len(filler)], 1, FILLER_TEXT)) for index in range(size)
-            )
+            rows = (next(seed.post_rows(filler[(done + index) % len(filler)], 1, FILLER_TEXT)) for index in range(size))
             seed.insert_posts(engine, rows)
             done += size
             bar.update(size)

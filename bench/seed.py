@@ -49,7 +49,12 @@ def post_rows(user_id: uuid.UUID, count: int, text: str = POST_TEXT) -> Iterator
     """Row values for `count` posts of one user, oldest first."""
     start = datetime.now(UTC) - timedelta(days=1)
     for index in range(count):
-        yield {"id": uuid.uuid4(), "user_id": user_id, "text": text, "created_at": start + timedelta(microseconds=index)}
+        yield {
+            "id": uuid.uuid4(),
+            "user_id": user_id,
+            "text": text,
+            "created_at": start + timedelta(microseconds=index),
+        }
 
 
 def insert_posts(engine: Engine, rows: Iterator[dict[str, Any]]) -> list[uuid.UUID]:
@@ -72,20 +77,21 @@ def insert_posts(engine: Engine, rows: Iterator[dict[str, Any]]) -> list[uuid.UU
 def insert_users(engine: Engine, count: int, tag: str) -> list[uuid.UUID]:
     """Insert accounts directly (no usable password) to own bulk posts; their ids."""
     now = datetime.now(UTC)
-    rows = [
+    ids = [uuid.uuid4() for _ in range(count)]
+    rows: list[dict[str, Any]] = [
         {
-            "id": uuid.uuid4(),
+            "id": user_id,
             "email_address": f"filler-{tag}-{index}@bench.example.com",
             "password_hash": "not-a-hash",
             "created_at": now,
             "updated_at": now,
         }
-        for index in range(count)
+        for index, user_id in enumerate(ids)
     ]
     with engine.begin() as connection:
         for start in range(0, len(rows), INSERT_BATCH):
             connection.execute(insert(UserRow), rows[start : start + INSERT_BATCH])
-    return [row["id"] for row in rows]
+    return ids
 
 
 def delete_posts_of(engine: Engine, user_id: uuid.UUID) -> None:

@@ -128,7 +128,9 @@ def run(options: Options) -> dict[str, Any]:
                     for kind in options.kinds:
                         # The ceiling runs right before each workload: the machine is shared and its
                         # speed drifts, so each ratio compares two runs that saw the same conditions.
-                        top = drive(ceiling, started["ceiling"], kind, options, min(CEILING_PAIR_SECONDS, options.duration_s))
+                        top = drive(
+                            ceiling, started["ceiling"], kind, options, min(CEILING_PAIR_SECONDS, options.duration_s)
+                        )
                         results.setdefault((ceiling.name, kind), []).append(top)
                         server = started[workload.server]
                         profiler = _profiler(options, run_index, kind, workload, server)
@@ -175,7 +177,11 @@ def run(options: Options) -> dict[str, Any]:
     print()
     print(report.format_checks(checks))
     for name, rss in memory.items():
-        print(f"worker RSS ({name}): " + ", ".join(f"pid {pid}: {mib:.1f} MiB" for pid, mib in rss.items()) + " (target < 200 MiB)")
+        print(
+            f"worker RSS ({name}): "
+            + ", ".join(f"pid {pid}: {mib:.1f} MiB" for pid, mib in rss.items())
+            + " (target < 200 MiB)"
+        )
     print(f"filesystem cache on disk: {cache_bytes / 1024 / 1024:.1f} MiB")
     print(f"results: {RESULTS_DIR / stem}.json and .png")
     return document

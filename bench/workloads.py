@@ -68,7 +68,9 @@ def prepare(base: str, engine: Engine, work_dir: Path) -> tuple[list[Workload], 
     batches = iter(range(1_000_000))
 
     def fresh_delete_ids(duration_s: float) -> list[str]:
-        ids = seed.insert_posts(engine, seed.post_rows(accounts.ids["deleter"], int(DELETES_PER_SECOND_BOUND * duration_s)))
+        ids = seed.insert_posts(
+            engine, seed.post_rows(accounts.ids["deleter"], int(DELETES_PER_SECOND_BOUND * duration_s))
+        )
         path = work_dir / f"delete-ids-{next(batches)}.txt"
         path.write_text("".join(f"{post_id}\n" for post_id in ids))
         return [str(path), "2"]
@@ -85,8 +87,24 @@ def prepare(base: str, engine: Engine, work_dir: Path) -> tuple[list[Workload], 
         Workload("get_my_posts miss (20)", "miss", LIST, "get", tokens["list20"]),
         Workload("get_my_posts miss (1000)", "miss", LIST, "get", tokens["list1000"]),
         Workload("add-post", "app", ADD, "add_post", tokens["adder"], ["20"]),
-        Workload("add-post 100 KiB", "app", ADD, "add_post", tokens["adder100k"], [str(100 * KIB)], after_run=drop_posts("adder100k")),
-        Workload("add-post 1 MiB", "app", ADD, "add_post", tokens["adder1mib"], [str(ONE_MIB_TEXT)], after_run=drop_posts("adder1mib")),
+        Workload(
+            "add-post 100 KiB",
+            "app",
+            ADD,
+            "add_post",
+            tokens["adder100k"],
+            [str(100 * KIB)],
+            after_run=drop_posts("adder100k"),
+        ),
+        Workload(
+            "add-post 1 MiB",
+            "app",
+            ADD,
+            "add_post",
+            tokens["adder1mib"],
+            [str(ONE_MIB_TEXT)],
+            after_run=drop_posts("adder1mib"),
+        ),
         Workload("get_my_posts 3 x 1 MiB", "app", LIST, "get", tokens["list1mib"]),
         Workload("delete_my_post", "app", DELETE, "delete", tokens["deleter"], before_run=fresh_delete_ids),
         Workload("sign_in", "app", SIGN_IN, "sign_in", None, [accounts.emails["signer"], seed.PASSWORD]),

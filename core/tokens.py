@@ -74,7 +74,7 @@ def verify_token(token: str, expected_type: str) -> dict[str, Any]:
 
 @lru_cache(maxsize=VERIFIED_TOKENS_MAX)
 def _verified_claims(token: str, key: str) -> tuple[tuple[str, Any], ...]:
-    """The claims of a correctly signed, well-formed token (plus `user_id`); raises, and so caches nothing, otherwise."""
+    """Claims (plus `user_id`) of a correctly signed, well-formed token; raises, so caches nothing, otherwise."""
     try:
         claims: dict[str, Any] = pyjwt.decode(token, key, algorithms=[ALGORITHM], options={"require": REQUIRED_CLAIMS})
     except pyjwt.ExpiredSignatureError as exc:

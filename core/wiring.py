@@ -24,4 +24,4 @@ def account_service() -> AccountService:
 
 def post_service() -> PostService:
     """Post rules over this request's session and the shared listing cache."""
-    return PostService(PostRepository(db_session()), current_app.extensions[LISTING_CACHE_KEY], encode_listing)
+    return PostService(PostRepository(db_session), current_app.extensions[LISTING_CACHE_KEY], encode_listing)

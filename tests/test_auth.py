@@ -280,16 +280,16 @@ def test_database_errors_never_quote_stored_values(app: Any) -> None:
     assert "SECRET-HASH" not in str(raised.value)
 
 
-def test_a_remembered_token_still_expires(client: FlaskClient, sign_up: SignUp, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_remembered_token_still_expires(
+    client: FlaskClient, sign_up: SignUp, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Verified tokens are remembered per process; the expiry must still be checked on every use.
-    import core.tokens
-
     user = sign_up()
     token = _forge({**_valid_claims(user["id"]), "exp": int(time.time()) + 60})
     assert client.get(LIST, headers=bearer(token)).status_code == 200
     assert client.get(LIST, headers=bearer(token)).status_code == 200
     real_time = time.time
-    monkeypatch.setattr(core.tokens.time, "time", lambda: real_time() + 61)
+    monkeypatch.setattr(time, "time", lambda: real_time() + 61)
     response = client.get(LIST, headers=bearer(token))
     assert response.status_code == 401
     assert response.get_json() == {"error": "Token has expired"}

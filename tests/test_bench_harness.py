@@ -7,14 +7,18 @@ import pytest
 from bench import report
 from bench.wrk import RESULT_MARKER, WrkError, WrkResult, parse_result, script_text
 
-WRK_OUTPUT = """Running 5s test @ http://127.0.0.1:8000/
+RESULT_LINE = (
+    'BENCH_RESULT {"requests": 10000, "duration_us": 5000000, "p50_us": 2950, "p99_us": 12500, '
+    '"non_2xx": 3, "socket_errors": 1}'
+)
+WRK_OUTPUT = f"""Running 5s test @ http://127.0.0.1:8000/
   2 threads and 16 connections
   Thread Stats   Avg      Stdev     Max   +/- Stdev
     Latency     3.10ms    1.20ms  30.00ms   90.00%
   10000 requests in 5.00s, 1.50MB read
   Non-2xx or 3xx responses: 3
 Requests/sec:   2000.00
-BENCH_RESULT {"requests": 10000, "duration_us": 5000000, "p50_us": 2950, "p99_us": 12500, "non_2xx": 3, "socket_errors": 1}
+{RESULT_LINE}
 """
 
 
@@ -24,9 +28,7 @@ def result(rps: float, *, p50: float = 1.0, p99: float = 2.0, non_2xx: int = 0) 
 
 def test_parse_result_reads_the_reporter_line() -> None:
     parsed = parse_result(WRK_OUTPUT)
-    assert parsed == WrkResult(
-        requests=10000, duration_s=5.0, p50_ms=2.95, p99_ms=12.5, non_2xx=3, socket_errors=1
-    )
+    assert parsed == WrkResult(requests=10000, duration_s=5.0, p50_ms=2.95, p99_ms=12.5, non_2xx=3, socket_errors=1)
     assert parsed.rps == 2000.0
 
 
