@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -63,6 +65,7 @@ class Gunicorn:
     process: subprocess.Popen[bytes]
     port: int
     log_path: Path
+    cache_dir: Path
 
     @property
     def base(self) -> str:
@@ -78,16 +81,20 @@ class Gunicorn:
         """VmRSS of each worker, in MiB."""
         return {pid: vm_rss_kib(pid) / 1024 for pid in self.worker_pids()}
 
+    def cache_bytes(self) -> int:
+        """Bytes the filesystem listing cache holds on its (memory-backed) disk."""
+        return sum(path.stat().st_size for path in self.cache_dir.rglob("*") if path.is_file())
+
     def stop(self) -> None:
-        """SIGTERM and wait for the graceful shutdown; SIGKILL its process group if it hangs."""
-        if self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)  # its own session: only gunicorn and its workers
-            self.process.wait()
+        """SIGTERM and wait for the graceful shutdown (SIGKILL its process group if it hangs); drop its cache."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)  # its own session: only gunicorn and its workers
+                self.process.wait()
+        shutil.rmtree(self.cache_dir, ignore_errors=True)
 
 
 def vm_rss_kib(pid: int) -> int:
@@ -102,8 +109,10 @@ def start_gunicorn(name: str, app: str, work_dir: Path, **extra_env: str) -> Gun
     """`gunicorn -c gunicorn.conf.py <app>` with 2 workers on a free port; waits until GET / answers."""
     port = free_port()
     env = {key: value for key, value in os.environ.items() if key not in _SCRUBBED}
-    cache_dir = work_dir / f"cache-{name}"
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    # Where gunicorn.conf.py puts the cache by default (private, on /dev/shm when there is
+    # one), but one directory per server: the miss server must not read the app's listings.
+    shm = Path("/dev/shm")  # noqa: S108 - mkdtemp makes it private
+    cache_dir = Path(tempfile.mkdtemp(prefix=f"bench-cache-{name}-", dir=shm if shm.is_dir() else work_dir))
     env.update(
         APP_ENV="production",
         JWT_SECRET_KEY=BENCH_SECRET,
@@ -125,7 +134,7 @@ def start_gunicorn(name: str, app: str, work_dir: Path, **extra_env: str) -> Gun
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    server = Gunicorn(name, process, port, log_path)
+    server = Gunicorn(name, process, port, log_path, cache_dir)
     _wait_until_up(server)
     return server
 

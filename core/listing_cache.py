@@ -76,9 +76,16 @@ class VersionedListingCache:
             log.warning("listing cache unavailable on write", exc_info=True)
 
     def invalidate(self, user_id: uuid.UUID) -> None:
-        """Retire the user's version; every body cached under it becomes unreachable."""
+        """Retire the user's version; every body cached under it becomes unreachable.
+
+        The filesystem backend reports a failed write (e.g. a full disk) by returning False
+        rather than raising; the old version would then live on, so it is deleted instead.
+        """
+        version_key = f"v:{user_id}"
         try:
-            self._cache.set(f"v:{user_id}", secrets.token_hex(8), timeout=2 * self._timeout)
+            if self._cache.set(version_key, secrets.token_hex(8), timeout=2 * self._timeout) is False:
+                log.warning("listing cache could not store a new version for user %s; deleting it", user_id)
+                self._cache.delete(version_key)
         except Exception:
             log.error("listing cache invalidation failed for user %s", user_id, exc_info=True)
 
