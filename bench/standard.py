@@ -154,9 +154,10 @@ def run(options: Options) -> dict[str, Any]:
             engine.dispose()
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
-    summaries = report.with_ratios(
-        [report.summarize(name, kind, runs) for (name, kind), runs in results.items()], paired
-    )
+    # Table order: the ceiling first, then the workloads as listed, keep-alive before fresh.
+    order = {w.name: index for index, w in enumerate(workloads)}
+    keys = sorted(results, key=lambda key: (order[key[0]], list(CONNECTION_KINDS).index(key[1])))
+    summaries = report.with_ratios([report.summarize(name, kind, results[(name, kind)]) for name, kind in keys], paired)
     checks = report.check_targets(summaries, servers.WORKERS, verify_s)
     document = {
         "mode": "standard",
