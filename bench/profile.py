@@ -58,10 +58,12 @@ class Profiler:
             "--nonblocking",
         ]
         self._output = output
+        self._errors = ""
         self._thread = threading.Thread(target=self._record, daemon=True)
 
     def _record(self) -> None:
-        subprocess.run(self._command, capture_output=True, check=False)
+        completed = subprocess.run(self._command, capture_output=True, text=True, check=False)
+        self._errors = "" if completed.returncode == 0 else completed.stderr.strip()[-500:]
 
     def start(self) -> None:
         """Begin sampling."""
@@ -74,7 +76,7 @@ class Profiler:
         own, total, samples = top_entries(collapsed)
         text = "\n".join(
             [
-                f"py-spy: {samples} samples",
+                f"py-spy: {samples} samples" + (f" (py-spy failed: {self._errors})" if self._errors else ""),
                 format_top("top by own samples:", own, samples),
                 format_top("top by total samples:", total, samples),
             ]
