@@ -42,6 +42,7 @@ class Options:
     kinds: tuple[str, ...] = tuple(CONNECTION_KINDS)
     label: str = ""
     profile: bool = False
+    gunicorn_threads: int | None = None
 
 
 def argon2_verify_seconds(samples: int = VERIFY_SAMPLES) -> float:
@@ -57,8 +58,13 @@ def argon2_verify_seconds(samples: int = VERIFY_SAMPLES) -> float:
 
 
 @contextmanager
-def bench_servers(work_dir: Path) -> Iterator[tuple[dict[str, servers.Gunicorn], str]]:
-    """MariaDB, the ceiling, the service, and the service with listing caching disabled; all stopped on exit."""
+def bench_servers(
+    work_dir: Path, gunicorn_env: dict[str, str] | None = None
+) -> Iterator[tuple[dict[str, servers.Gunicorn], str]]:
+    """MariaDB, the ceiling, the service, and the service with listing caching disabled; all stopped on exit.
+
+    `gunicorn_env` (e.g. GUNICORN_THREADS) applies to all three servers alike, the ceiling included.
+    """
     with ExitStack() as stack:
         mariadb = servers.start_mariadb(work_dir)
         stack.callback(mariadb.close)
@@ -72,7 +78,7 @@ def bench_servers(work_dir: Path) -> Iterator[tuple[dict[str, servers.Gunicorn],
             ("app", "wsgi:app", {"DATABASE_URL": url}),
             ("miss", "wsgi:app", {"DATABASE_URL": url, "CACHE_MAX_ENTRY_BYTES": "1"}),
         ):
-            started[name] = servers.start_gunicorn(name, app, work_dir, **env)
+            started[name] = servers.start_gunicorn(name, app, work_dir, **env, **(gunicorn_env or {}))
             stack.callback(started[name].stop)
         yield started, url
 
@@ -109,7 +115,8 @@ def run(options: Options) -> dict[str, Any]:
     ensure_wrk()
     work_dir = Path(tempfile.mkdtemp(prefix="bench-"))
     try:
-        with bench_servers(work_dir) as (started, url):
+        threads_env = {"GUNICORN_THREADS": str(options.gunicorn_threads)} if options.gunicorn_threads else {}
+        with bench_servers(work_dir, threads_env) as (started, url):
             engine = create_engine(url)
             workloads, _ = prepare(started["app"].base, engine, work_dir)
             if options.only:
