@@ -6,7 +6,9 @@ GUNICORN_THREADS, LOG_LEVEL); command-line flags still win over this file.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import stat
 
 # --- Listing-cache coherence across workers --------------------------------------------
 # The per-user `get_my_posts` cache must give read-your-writes (CONTRACT.md, "Caching").
@@ -16,11 +18,41 @@ import os
 #   - REDIS_URL set       -> the app picks `redis` by itself (shared by every host).
 #   - CACHE_BACKEND set   -> respected as is.
 #   - neither             -> `filesystem`: one cache directory shared by all workers of this
-#                            host (CACHE_DIR, default instance/cache).
+#                            host (CACHE_DIR; default a private directory on memory-backed
+#                            /dev/shm when there is one, else instance/cache).
 # This file is imported in the master before workers fork and before the app is loaded
 # (preload_app is off), so every worker inherits the variable and builds its app with it.
+
+
+def _private_shm_cache_dir() -> str | None:
+    """A directory on /dev/shm only this user can write, one per checkout; None when unusable.
+
+    Every add-post and delete rewrites a version file, and a rename on a busy disk costs
+    several times what it costs in memory. The cache holds pickles, so a directory another
+    local user could have created (or a symlink) is refused rather than read.
+    """
+    if not os.path.isdir("/dev/shm"):  # noqa: S108 - checked to be private below
+        return None
+    checkout = hashlib.sha256(os.getcwd().encode()).hexdigest()[:12]
+    path = f"/dev/shm/posts-api-cache-{os.geteuid()}-{checkout}"  # noqa: S108
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return None
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
+        return None
+    return path
+
+
 if not os.environ.get("REDIS_URL") and not os.environ.get("CACHE_BACKEND"):
     os.environ["CACHE_BACKEND"] = "filesystem"
+    if not os.environ.get("CACHE_DIR"):
+        shm_dir = _private_shm_cache_dir()
+        if shm_dir:
+            os.environ["CACHE_DIR"] = shm_dir
 
 # --- Socket ----------------------------------------------------------------------------
 # PaaS platforms hand the port in PORT; GUNICORN_BIND replaces the whole address

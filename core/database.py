@@ -11,6 +11,7 @@ from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings
+from core.pool_reset import skip_clean_resets
 
 ENGINE_KEY = "posts.engine"
 SESSIONMAKER_KEY = "posts.sessionmaker"
@@ -39,7 +40,8 @@ def build_engine(settings: Settings) -> Engine:
     url = make_url(settings.database_url)
     # hide_parameters: driver errors quote the statement's values (emails, password hashes,
     # post text), and those errors end up in logs.
-    options: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
+    # pool_reset_on_return=None: skip_clean_resets() rolls back only connections that need it.
+    options: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True, "pool_reset_on_return": None}
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -59,6 +61,7 @@ def build_engine(settings: Settings) -> Engine:
             },
         )
     engine = create_engine(url, **options)
+    skip_clean_resets(engine)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     else:

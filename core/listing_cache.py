@@ -12,6 +12,7 @@ from cachelib import BaseCache
 from flask import Flask
 from flask_caching import Cache
 
+from core.body_memo import BodyMemo
 from core.circuit_breaker import CircuitBreaker
 from core.config import Settings
 
@@ -19,6 +20,9 @@ log = logging.getLogger(__name__)
 
 LISTING_CACHE_KEY = "posts.listing_cache"
 BACKENDS = {"simple": "SimpleCache", "filesystem": "FileSystemCache", "redis": "RedisCache"}
+# Per-process copy of bodies read from a shared backend (see BodyMemo); 0 for `simple`,
+# which already lives in the process.
+MEMO_MAX_BYTES = 16 * 1024 * 1024
 
 
 def cache_config(settings: Settings) -> dict[str, object]:
@@ -60,10 +64,19 @@ class VersionedListingCache:
     listing about one retry interval after it is reachable again.
     """
 
-    def __init__(self, backend: BaseCache, timeout: int, max_entry_bytes: int, retry_seconds: float) -> None:
+    def __init__(
+        self,
+        backend: BaseCache,
+        timeout: int,
+        max_entry_bytes: int,
+        *,
+        retry_seconds: float = 2.0,
+        memo_max_bytes: int = 0,
+    ) -> None:
         self._backend = backend
         self._timeout = timeout
         self._max_entry_bytes = max_entry_bytes
+        self._memo = BodyMemo(memo_max_bytes) if memo_max_bytes else None
         self._retry_seconds = retry_seconds
         self._breaker = CircuitBreaker(retry_seconds)
         self._lock = threading.Lock()
@@ -83,8 +96,8 @@ class VersionedListingCache:
                 if not self._backend.add(version_key, version, timeout=2 * self._timeout):
                     version = self._backend.get(version_key) or version
                 body = None
-            else:
-                body = self._backend.get(f"l:{user_id}:{version}")
+            elif self._memo is None or (body := self._memo.get(user_id, version)) is None:
+                body = self._shared_body(user_id, version)
         except Exception:  # a cache outage must degrade to the database, not fail the request
             self._failed("read")
             return "", None
@@ -96,11 +109,27 @@ class VersionedListingCache:
         if not version or len(body) > self._max_entry_bytes or not self._breaker.allows():
             return
         try:
-            self._backend.set(f"l:{user_id}:{version}", body, timeout=self._timeout)
+            # Stored with its time, so a copy in another process's memo never outlives the entry.
+            self._backend.set(f"l:{user_id}:{version}", (time.time(), body), timeout=self._timeout)
         except Exception:
             self._failed("write")
             return
         self._breaker.succeeded()
+        if self._memo is not None:
+            self._memo.put(user_id, version, body, self._timeout)
+
+    def _shared_body(self, user_id: uuid.UUID, version: str) -> bytes | None:
+        """The body from the shared backend, remembered in-process for the rest of its lifetime."""
+        entry = self._backend.get(f"l:{user_id}:{version}")
+        if isinstance(entry, bytes):  # written by a release that stored bare bodies
+            return entry
+        if not isinstance(entry, tuple):
+            return None
+        stored_at, body = entry
+        if self._memo is not None:
+            # Never beyond the shared entry's own expiry: a body is served for at most `timeout`.
+            self._memo.put(user_id, version, body, self._timeout - (time.time() - stored_at))
+        return body  # type: ignore[no-any-return]
 
     def invalidate(self, user_id: uuid.UUID) -> None:
         """Retire the user's version; if the backend is unreachable, keep retrying until it is."""
@@ -126,7 +155,16 @@ class VersionedListingCache:
             return user_id in self._pending
 
     def _retire(self, user_id: uuid.UUID) -> None:
-        self._backend.set(f"v:{user_id}", secrets.token_hex(8), timeout=2 * self._timeout)
+        """Store a new version for the user.
+
+        The filesystem backend reports a failed write (e.g. a full disk) by returning False
+        rather than raising; the old version would then live on, so it is deleted instead.
+        """
+        version_key = f"v:{user_id}"
+        if self._backend.set(version_key, secrets.token_hex(8), timeout=2 * self._timeout) is False:
+            log.warning("listing cache could not store a new version for user %s; deleting it", user_id)
+            if not self._backend.delete(version_key):
+                raise OSError(f"listing cache could neither replace nor delete the version of user {user_id}")
 
     def _usable(self) -> bool:
         """Whether the cache may be used now: breaker closed (or probing) and nothing owed."""
@@ -183,5 +221,9 @@ def init_listing_cache(app: Flask, cache: Cache, settings: Settings) -> None:
     # The backend itself rather than the Flask-Caching proxy: the retry thread has no app context.
     backend: BaseCache = app.extensions["cache"][cache]
     app.extensions[LISTING_CACHE_KEY] = VersionedListingCache(
-        backend, settings.cache_timeout_seconds, settings.cache_max_entry_bytes, settings.cache_retry_seconds
+        backend,
+        settings.cache_timeout_seconds,
+        settings.cache_max_entry_bytes,
+        retry_seconds=settings.cache_retry_seconds,
+        memo_max_bytes=0 if settings.cache_backend == "simple" else MEMO_MAX_BYTES,
     )

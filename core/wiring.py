@@ -26,7 +26,7 @@ def account_service() -> AccountService:
 
 def post_service() -> PostService:
     """Post rules over this request's session and the shared listing cache."""
-    return PostService(PostRepository(db_session()), current_app.extensions[LISTING_CACHE_KEY], encode_listing)
+    return PostService(PostRepository(db_session), current_app.extensions[LISTING_CACHE_KEY], encode_listing)
 
 
 def admin_service() -> AdminService:
@@ -35,5 +35,8 @@ def admin_service() -> AdminService:
     passwords: Passwords = current_app.extensions[PASSWORDS_KEY]
     users = UserRepository(session)
     return AdminService(
-        AccountService(users, passwords), users, PostRepository(session), current_app.extensions[LISTING_CACHE_KEY]
+        AccountService(users, passwords),
+        users,
+        PostRepository(lambda: session),
+        current_app.extensions[LISTING_CACHE_KEY],
     )

@@ -278,3 +278,29 @@ def test_database_errors_never_quote_stored_values(app: Any) -> None:
         connection.execute(insert(UserRow).values(id=uuid.uuid4(), **row))
     # The statement's parameters are hidden (MariaDB's own message still names the duplicate key).
     assert "SECRET-HASH" not in str(raised.value)
+
+
+def test_a_remembered_token_still_expires(
+    client: FlaskClient, sign_up: SignUp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Verified tokens are remembered per process; the expiry must still be checked on every use.
+    user = sign_up()
+    token = _forge({**_valid_claims(user["id"]), "exp": int(time.time()) + 60})
+    assert client.get(LIST, headers=bearer(token)).status_code == 200
+    assert client.get(LIST, headers=bearer(token)).status_code == 200
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 61)
+    response = client.get(LIST, headers=bearer(token))
+    assert response.status_code == 401
+    assert response.get_json() == {"error": "Token has expired"}
+
+
+def test_a_remembered_token_is_refused_under_another_key(app: Any, sign_up: SignUp) -> None:
+    # The memory is keyed by the signing key too: a key rotation must invalidate old tokens.
+    user = sign_up()
+    client = app.test_client()
+    assert client.get(LIST, headers=bearer(user["access_token"])).status_code == 200
+    app.config["JWT_SECRET_KEY"] = "a-rotated-signing-key-that-is-at-least-32-bytes"
+    response = client.get(LIST, headers=bearer(user["access_token"]))
+    assert response.status_code == 401
+    assert response.get_json() == {"error": "Invalid token"}
