@@ -224,3 +224,13 @@ def test_a_redis_outage_falls_back_to_per_process_limits(make_client: MakeClient
     # ... and is still limited, by this process's own counters.
     assert _sign_in(client, password=WRONG).status_code == 401
     _assert_too_many(_sign_in(client), 15 * 60)
+
+
+def test_the_limiter_runs_only_on_the_auth_blueprint(make_client: MakeClient) -> None:
+    client = make_client(rate_limit_auth_per_address="2 per minute")
+    app: Flask = client.application
+    # Its per-request check is swapped for one that skips unlimited blueprints (a cache hit's cost).
+    assert limiter._check_request_limit not in app.before_request_funcs[None]
+    for _ in range(5):
+        assert client.get("/").status_code == 200
+    assert [_sign_up(client, f"u{i}@example.com").status_code for i in range(3)] == [200, 200, 429]
