@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -15,10 +14,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import create_engine
-
-from models.tables import Base
 from tests.support.mariadb import MariaDBServer, mariadbd_path
+from tests.support.net import free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BENCH_SECRET = "bench-signing-key-that-is-at-least-32-bytes-long!"
@@ -38,23 +35,6 @@ def start_mariadb(base_dir: Path) -> MariaDBServer:
     server = MariaDBServer(base_dir)
     server.start()
     return server
-
-
-def create_schema(url: str) -> None:
-    """Every table, in an empty database."""
-    engine = create_engine(url)
-    try:
-        Base.metadata.create_all(engine)
-    finally:
-        engine.dispose()
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

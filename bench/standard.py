@@ -20,6 +20,7 @@ from bench.profile import Profiler
 from bench.workloads import Workload, prepare
 from bench.wrk import WrkResult, ensure_wrk, run_wrk
 from services.passwords import Passwords
+from tests.support.schema import create_schema
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 CONNECTION_KINDS = {"keep-alive": "keep", "fresh": "close"}
@@ -69,7 +70,7 @@ def bench_servers(
         mariadb = servers.start_mariadb(work_dir)
         stack.callback(mariadb.close)
         url = mariadb.create_database("bench")
-        servers.create_schema(url)
+        create_schema(url)
         started: dict[str, servers.Gunicorn] = {}
         # The miss server caches no listing (every encoded body exceeds 1 byte), so each
         # get_my_posts still reads the user's cache version and then queries and encodes.

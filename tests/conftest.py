@@ -39,13 +39,17 @@ def mariadb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB
     server.close()
 
 
-@pytest.fixture(scope="session")
-def redis_server_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """One Redis server for the whole run, started by the tests themselves."""
+def _require_redis_server() -> None:
     if redis_server_path() is None:
         if os.environ.get("CI"):
             pytest.fail("redis-server is not installed; .ci/run must install redis-server")
         pytest.skip("redis-server is not installed (apt-get install redis-server); Redis tests skipped")
+
+
+@pytest.fixture(scope="session")
+def redis_server_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One Redis server for the whole run, started by the tests themselves."""
+    _require_redis_server()
     server = RedisServer(tmp_path_factory.mktemp("redis"))
     server.start()
     yield server
@@ -58,6 +62,16 @@ def redis_server(redis_server_session: RedisServer) -> RedisServer:
     redis_server_session.start()  # a previous test may have stopped it
     redis_server_session.flush()
     return redis_server_session
+
+
+@pytest.fixture
+def persistent_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis of this test alone that comes back from a restart with its data (append-only file)."""
+    _require_redis_server()
+    server = RedisServer(tmp_path / "persistent-redis", persistent=True)
+    server.start()
+    yield server
+    server.stop()
 
 
 def _new_database(backend: str, request: pytest.FixtureRequest, tmp_dir: Path) -> str:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from flask import Flask
@@ -86,15 +85,6 @@ def test_listing_falls_back_to_the_database_while_redis_is_down_and_uses_it_agai
     statements.clear()
     assert _listing(client, token) == ["two", "one"]
     assert statements == []  # a cache hit again
-
-
-@pytest.fixture
-def persistent_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A Redis of this test alone that keeps its data across a restart (append-only file)."""
-    server = RedisServer(tmp_path / "persistent-redis", persistent=True)
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_a_write_during_an_outage_is_not_hidden_when_redis_comes_back_with_old_data(

@@ -55,18 +55,28 @@ class SignUpSchema(RequestSchema):
         return _email_alias(data)
 
 
-class SignInJsonSchema(RequestSchema):
-    """JSON sign-in. `email` is accepted as an alias of `email_address`."""
-
-    email_address = fields.String(
+def _sign_in_email() -> fields.String:
+    """The email of a sign-in: only bounded here; an invalid one simply matches no account."""
+    return fields.String(
         required=True, validate=validate.Length(1, MAX_EMAIL_LENGTH), metadata={"example": EXAMPLE_EMAIL}
     )
-    password = fields.String(
+
+
+def _sign_in_password() -> fields.String:
+    """The password of a sign-in, never echoed back."""
+    return fields.String(
         required=True,
         load_only=True,
         validate=validate.Length(1, MAX_PASSWORD_LENGTH),
         metadata={"example": EXAMPLE_PASSWORD},
     )
+
+
+class SignInJsonSchema(RequestSchema):
+    """JSON sign-in. `email` is accepted as an alias of `email_address`."""
+
+    email_address = _sign_in_email()
+    password = _sign_in_password()
 
     @pre_load
     def _alias(self, data: Any, **_kwargs: Any) -> Any:
@@ -76,15 +86,8 @@ class SignInJsonSchema(RequestSchema):
 class SignInFormSchema(RequestSchema):
     """OAuth2 password-flow sign-in form (`username` is the email), as Swagger UI's Authorize sends."""
 
-    username = fields.String(
-        required=True, validate=validate.Length(1, MAX_EMAIL_LENGTH), metadata={"example": EXAMPLE_EMAIL}
-    )
-    password = fields.String(
-        required=True,
-        load_only=True,
-        validate=validate.Length(1, MAX_PASSWORD_LENGTH),
-        metadata={"example": EXAMPLE_PASSWORD},
-    )
+    username = _sign_in_email()
+    password = _sign_in_password()
     grant_type = fields.String(load_only=True, metadata={"example": "password"})
 
 

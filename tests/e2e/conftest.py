@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,9 +13,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import create_engine
 
-from models.tables import Base
+from tests.support.net import free_port
+from tests.support.schema import create_schema
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 E2E_SECRET = "e2e-signing-key-that-is-at-least-32-bytes-long!"
@@ -39,22 +38,6 @@ _SCRUBBED = (
     "RATE_LIMIT_AUTH_PER_ADDRESS",
     "TRUSTED_PROXY_HOPS",
 )
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def create_schema(url: str) -> None:
-    """Create every table in an empty database."""
-    engine = create_engine(url)
-    try:
-        Base.metadata.create_all(engine)
-    finally:
-        engine.dispose()
 
 
 @dataclass
@@ -122,7 +105,7 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
         cache_dir = tmp_path / f"cache-{index}"
         cache_dir.mkdir()
         env = {key: value for key, value in os.environ.items() if key not in _SCRUBBED}
-        port = _free_port()
+        port = free_port()
         env.update(
             APP_ENV="production",
             DATABASE_URL=database_url,

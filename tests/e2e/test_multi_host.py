@@ -8,8 +8,7 @@ whose invalidation could not reach Redis is not hidden by a Redis that returns w
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 import requests
@@ -131,15 +130,6 @@ def test_redis_outage_falls_back_to_the_database_and_recovers(
         assert _ids(host.base, token) == expected
     assert requests.get(second.base + "/readyz", headers=CLOSE, timeout=TIMEOUT).status_code == 200
     _assert_clean_logs(first, second)
-
-
-@pytest.fixture
-def persistent_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A Redis of this test alone that comes back from a restart with its data (append-only file)."""
-    server = RedisServer(tmp_path / "persistent-redis", persistent=True)
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_a_write_during_an_outage_is_not_hidden_when_redis_returns_with_old_data(

@@ -12,12 +12,13 @@ import pathlib
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 
 import pymysql  # type: ignore[import-untyped, unused-ignore]  # no bundled stubs; types-PyMySQL is optional
+
+from tests.support.net import free_port
 
 __all__ = ["MariaDBServer", "mariadbd_path"]
 
@@ -52,14 +53,6 @@ def _install_db_path(server_binary: str) -> str | None:
         if found:
             return found
     return None
-
-
-def _free_port() -> int:
-    """Ask the kernel for a currently unused TCP port on 127.0.0.1."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class MariaDBServer:
@@ -126,7 +119,7 @@ class MariaDBServer:
         # on the first start, since restarts must keep the port.
         last_error: RuntimeError | None = None
         for _ in range(3):
-            port = _free_port()
+            port = free_port()
             try:
                 self._launch(port)
             except RuntimeError as exc:

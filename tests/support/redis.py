@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import redis
+
+from tests.support.net import free_port
 
 __all__ = ["RedisServer", "redis_server_path"]
 
@@ -24,13 +25,6 @@ _STOP_TIMEOUT = 15.0
 def redis_server_path() -> str | None:
     """Path of the redis-server binary; None if it is not installed."""
     return shutil.which("redis-server") or shutil.which("redis-server", path="/usr/bin:/usr/local/bin")
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class RedisServer:
@@ -49,7 +43,7 @@ class RedisServer:
         self._binary = binary
         base_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = base_dir / "redis.log"
-        self.port = _free_port()
+        self.port = free_port()
         self._persistent = persistent
         self._base_dir = base_dir
         self._proc: subprocess.Popen[bytes] | None = None
