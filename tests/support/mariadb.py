@@ -11,7 +11,6 @@ import os
 import pathlib
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -19,6 +18,7 @@ import time
 import pymysql  # type: ignore[import-untyped, unused-ignore]  # no bundled stubs; types-PyMySQL is optional
 
 from tests.support.net import free_port
+from tests.support.processes import stop_process
 
 __all__ = ["MariaDBServer", "mariadbd_path"]
 
@@ -137,15 +137,7 @@ class MariaDBServer:
         proc = self._proc
         if proc is None:
             return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            # A test may have SIGSTOPped it (frozen-server test); wake it so SIGTERM is handled.
-            proc.send_signal(signal.SIGCONT)
-            try:
-                proc.wait(timeout=_STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc, _STOP_TIMEOUT)
         self._proc = None
 
     def kill(self) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import redis
 
 from tests.support.net import free_port
+from tests.support.processes import stop_process
 
 __all__ = ["RedisServer", "redis_server_path"]
 
@@ -93,13 +94,7 @@ class RedisServer:
         proc = self._proc
         if proc is None:
             return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=_STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc, _STOP_TIMEOUT)
         self._proc = None
 
     def freeze(self) -> None:
