@@ -1,58 +1,23 @@
-"""Production gunicorn settings, read from the working directory by `gunicorn wsgi:app`.
+"""Production gunicorn settings, read from the working directory by `gunicorn wsgi:app`: server knobs only.
 
 Every value can be tuned through the environment (PORT, GUNICORN_BIND, WEB_CONCURRENCY,
-GUNICORN_THREADS, LOG_LEVEL); command-line flags still win over this file.
+GUNICORN_THREADS, LOG_LEVEL); command-line flags still win over this file. The app's own
+settings (the cache backend among them) come from config.py, like every other entry point.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import stat
+import sys
 
-# --- Listing-cache coherence across workers --------------------------------------------
-# The per-user `get_my_posts` cache must give read-your-writes (CONTRACT.md, "Caching").
-# With several workers, each holding its own in-process SimpleCache, a write handled by
-# worker A would leave worker B serving its stale listing for up to 300 seconds.
-# So unless the operator chose otherwise, use a backend every worker shares:
-#   - REDIS_URL set       -> the app picks `redis` by itself (shared by every host).
-#   - CACHE_BACKEND set   -> respected as is.
-#   - neither             -> `filesystem`: one cache directory shared by all workers of this
-#                            host (CACHE_DIR; default a private directory on memory-backed
-#                            /dev/shm when there is one, else instance/cache).
-# This file is imported in the master before workers fork and before the app is loaded
-# (preload_app is off), so every worker inherits the variable and builds its app with it.
+from config import ConfigError, load_settings
 
-
-def _private_shm_cache_dir() -> str | None:
-    """A directory on /dev/shm only this user can write, one per checkout; None when unusable.
-
-    Every add-post and delete rewrites a version file, and a rename on a busy disk costs
-    several times what it costs in memory. The cache holds pickles, so a directory another
-    local user could have created (or a symlink) is refused rather than read.
-    """
-    if not os.path.isdir("/dev/shm"):  # noqa: S108 - checked to be private below
-        return None
-    checkout = hashlib.sha256(os.getcwd().encode()).hexdigest()[:12]
-    path = f"/dev/shm/posts-api-cache-{os.geteuid()}-{checkout}"  # noqa: S108
-    try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        pass
-    except OSError:
-        return None
-    info = os.lstat(path)
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
-        return None
-    return path
-
-
-if not os.environ.get("REDIS_URL") and not os.environ.get("CACHE_BACKEND"):
-    os.environ["CACHE_BACKEND"] = "filesystem"
-    if not os.environ.get("CACHE_DIR"):
-        shm_dir = _private_shm_cache_dir()
-        if shm_dir:
-            os.environ["CACHE_DIR"] = shm_dir
+# The app's settings are checked once, here in the master, before any worker starts: a bad
+# configuration is one line on stderr and exit status 1, not a traceback per worker.
+try:
+    load_settings()
+except ConfigError as _error:
+    sys.exit(f"Error: {_error}")
 
 # --- Socket ----------------------------------------------------------------------------
 # PaaS platforms hand the port in PORT; GUNICORN_BIND replaces the whole address

@@ -1,5 +1,10 @@
 """WSGI entry point: `gunicorn wsgi:app` and `flask --app wsgi`."""
 
-from core.factory import create_app
+from app import create_app
+from config import ConfigError
 
-app = create_app()
+try:
+    app = create_app()
+except ConfigError as error:
+    # One line naming what is wrong, never a traceback (nor a secret's value).
+    raise SystemExit(f"Error: {error}") from None

@@ -19,7 +19,7 @@ from bench import report, servers
 from bench.profile import Profiler
 from bench.workloads import Workload, prepare
 from bench.wrk import WrkResult, ensure_wrk, run_wrk
-from core.config import Settings
+from config import Settings
 from services.passwords import Passwords
 from tests.support.schema import create_schema
 
@@ -82,7 +82,7 @@ def bench_servers(
             ("app", "wsgi:app", {"DATABASE_URL": url}),
             ("miss", "wsgi:app", {"DATABASE_URL": url, "CACHE_MAX_ENTRY_BYTES": "1"}),
         ):
-            started[name] = servers.start_gunicorn(name, app, work_dir, **env, **(gunicorn_env or {}))
+            started[name] = servers.start_gunicorn_server(name, app, work_dir, **env, **(gunicorn_env or {}))
             stack.callback(started[name].stop)
         yield started, url
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import Response, json
 from marshmallow import Schema, fields
 
-from blueprints.blueprint import Blueprint
+from blueprints.errors import RETRY_AFTER_SECONDS
+from blueprints.openapi import Blueprint
 from blueprints.schemas import ErrorSchema
-from core.errors import RETRY_AFTER_SECONDS
-from core.readiness import OK, readiness
+from dependencies import readiness_checks
 
 blp = Blueprint("health", __name__, description="Liveness and readiness probes (no authentication).")
 
@@ -63,8 +63,9 @@ def readyz() -> Response:
 
     Each check is bounded by a timeout of a few seconds; a failing one gives 503 with `Retry-After`.
     """
-    checks = readiness().checks()
-    if all(result == OK for result in checks.values()):
+    probes = readiness_checks()
+    checks = probes.checks()
+    if probes.all_ok(checks):
         return _json({"status": "ready", "checks": checks}, 200, NO_STORE)
     body = {"error": "Service not ready", "checks": checks}
     return _json(body, 503, {**NO_STORE, "Retry-After": RETRY_AFTER_SECONDS})

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
-from blueprints.blueprint import Blueprint
-from blueprints.docs import errors
+from blueprints.openapi import Blueprint, errors
 
 blp = Blueprint("root", __name__, description="Service information.")
 

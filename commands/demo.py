@@ -9,8 +9,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from commands.errors import operator_errors
-from core.config import Settings
-from core.wiring import SETTINGS_KEY, admin_service, post_service
+from dependencies import admin_service, post_service
 from services.errors import EmailTakenError
 
 DEMO_PASSWORD = "demo-password"  # noqa: S105 - printed for developers; refused in production
@@ -54,8 +53,7 @@ def demo_data(user_count: int, post_count: int, seed: int | None) -> None:
 
     Refuses to run with APP_ENV=production.
     """
-    settings: Settings = current_app.extensions[SETTINGS_KEY]
-    if settings.app_env == "production":
+    if current_app.config["APP_ENV"] == "production":
         raise click.ClickException("demo-data refuses to run with APP_ENV=production")
     rng = random.Random(seed)
     admin, posts = admin_service(), post_service()

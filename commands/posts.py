@@ -6,7 +6,7 @@ import click
 from flask.cli import AppGroup
 
 from commands.errors import operator_errors
-from core.wiring import admin_service
+from dependencies import admin_service
 
 posts = AppGroup("posts", help="Post administration.")
 

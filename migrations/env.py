@@ -1,12 +1,12 @@
 """Alembic environment: migrates the database the service itself would use.
 
-The URL comes from ``core.config.load_settings().database_url`` (the DATABASE_URL
+The URL comes from ``config.load_settings().database_url`` (the DATABASE_URL
 environment variable, else the development SQLite file under instance/), unless a
 caller already set ``sqlalchemy.url`` on the Alembic ``Config`` (tests do, with
 ``Config.set_main_option``). A caller may instead pass an open SQLAlchemy
 ``Connection`` as ``config.attributes["connection"]``.
 
-Online, the engine comes from ``core.database.build_engine`` so migrations connect
+Online, the engine comes from ``repositories.database.build_engine`` so migrations connect
 exactly like the app does (utf8mb4 on MySQL/MariaDB, the SQLite parent directory
 created on demand). On SQLite, foreign keys are switched off while migrating:
 batch mode rebuilds a table by copying it and dropping the original, and with
@@ -21,9 +21,9 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
 
-from core.config import load_settings
-from core.database import build_engine
+from config import ConfigError, load_settings
 from models.tables import Base
+from repositories.database import build_engine
 
 config = context.config
 
@@ -39,7 +39,10 @@ def _database_url() -> str:
     url = config.get_main_option("sqlalchemy.url")
     if url:
         return url
-    return load_settings().database_url
+    try:
+        return load_settings().database_url.get_secret_value()
+    except ConfigError as error:
+        raise SystemExit(f"Error: {error}") from None
 
 
 def _is_sqlite(url: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import delete, func, insert, or_, select, update
@@ -15,10 +16,14 @@ from repositories.errors import DuplicateEmailError
 
 
 class UserRepository:
-    """Reads and writes accounts through one SQLAlchemy session."""
+    """Reads and writes accounts through one SQLAlchemy session, opened by `open_session` on first use."""
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, open_session: Callable[[], Session]) -> None:
+        self._open_session = open_session
+
+    @property
+    def _session(self) -> Session:
+        return self._open_session()
 
     def add(self, user: User, password_hash: str) -> None:
         """Insert the account in one statement; the unique index rejects duplicate emails."""

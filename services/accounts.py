@@ -13,6 +13,7 @@ from repositories.users import UserRepository
 from services.errors import (
     EmailTakenError,
     InvalidCredentialsError,
+    InvalidPasswordError,
     PasswordMismatchError,
     TokenRevokedError,
     UnknownUserError,
@@ -20,6 +21,9 @@ from services.errors import (
 from services.passwords import Passwords
 
 MAX_EMAIL_LENGTH = 254
+# The password policy (CONTRACT.md "Passwords"), for sign-up and every other way to set one.
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 256
 
 
 class InvalidEmailError(ValueError):
@@ -37,6 +41,14 @@ def normalize_email(email_address: str) -> str:
     return normalized
 
 
+def check_password(password: str) -> None:
+    """Refuse a new password outside the policy: 8 to 256 characters (code points, astral ones included)."""
+    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+        raise InvalidPasswordError(
+            f"a password has {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters, got {len(password)}"
+        )
+
+
 class AccountService:
     """Creates accounts and checks credentials."""
 
@@ -46,6 +58,7 @@ class AccountService:
 
     def sign_up(self, email_address: str, password: str, confirm_password: str | None = None) -> User:
         """Create an account; the database's unique index settles concurrent duplicates."""
+        check_password(password)
         if confirm_password is not None and confirm_password != password:
             raise PasswordMismatchError
         now = datetime.now(UTC)

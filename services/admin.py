@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cache.listing import VersionedListingCache
 from models.entities import User
 from repositories.posts import PostRepository
 from repositories.users import UserRepository
 from services.accounts import AccountService, normalize_email
-from services.errors import InvalidPasswordError, NoSuchAccountError
-from services.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
-from services.ports import ListingCache
+from services.errors import NoSuchAccountError
 
 
 @dataclass(frozen=True)
@@ -25,7 +24,11 @@ class AdminService:
     """Account administration; every change to a user's posts retires that user's cached listing."""
 
     def __init__(
-        self, accounts: AccountService, users: UserRepository, posts: PostRepository, cache: ListingCache
+        self,
+        accounts: AccountService,
+        users: UserRepository,
+        posts: PostRepository,
+        cache: VersionedListingCache,
     ) -> None:
         self._accounts = accounts
         self._users = users
@@ -33,11 +36,7 @@ class AdminService:
         self._cache = cache
 
     def create_user(self, email_address: str, password: str) -> User:
-        """Create an account under the same rules as sign-up (valid unique email, 8-256 char password)."""
-        if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
-            raise InvalidPasswordError(
-                f"a password has {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters, got {len(password)}"
-            )
+        """Create an account under the rules of sign-up (a valid unique email, the password policy)."""
         return self._accounts.sign_up(email_address, password)
 
     def list_users(self) -> list[AccountSummary]:

@@ -10,9 +10,6 @@ OWASP_MEMORY_KIB = 19 * 1024
 OWASP_TIME_COST = 2
 OWASP_PARALLELISM = 1
 
-MIN_PASSWORD_LENGTH = 8
-MAX_PASSWORD_LENGTH = 256
-
 
 class Passwords:
     """Hashes and verifies passwords; verification of an unknown account costs the same."""

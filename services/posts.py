@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
+import orjson
+
+from cache.listing import VersionedListingCache
 from models.entities import Post
 from repositories.posts import PostRepository
 from services.errors import PostNotFoundError
-from services.ports import ListingCache
-
-ListingEncoder = Callable[[Sequence[Post]], bytes]
 
 
 class PostService:
     """Adds, lists and deletes a user's posts, keeping the listing cache coherent."""
 
-    def __init__(self, posts: PostRepository, cache: ListingCache, encode_listing: ListingEncoder) -> None:
+    def __init__(self, posts: PostRepository, cache: VersionedListingCache) -> None:
         self._posts = posts
         self._cache = cache
-        self._encode_listing = encode_listing
 
     def add(self, user_id: uuid.UUID, text: str) -> uuid.UUID:
         """Store a post and invalidate the owner's listing before answering (read-your-writes)."""
@@ -39,8 +38,13 @@ class PostService:
         """The user's posts, newest first, as the encoded response body, from cache when fresh."""
         version, body = self._cache.get(user_id)
         if body is None:
-            body = self._encode_listing(self._posts.list_for_user(user_id))
+            body = encode_listing(self._posts.list_for_user(user_id))
             # Stored under the version read *before* the query: if a write happened since,
             # that version is already retired and this possibly stale body is never served.
             self._cache.put(user_id, version, body)
         return body
+
+
+def encode_listing(posts: Sequence[Post]) -> bytes:
+    """The JSON body of a listing (`[{"id", "text", "created_at"}]`), encoded once, then cached as bytes."""
+    return orjson.dumps([{"id": post.id, "text": post.text, "created_at": post.created_at} for post in posts])

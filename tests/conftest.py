@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,16 +13,15 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, create_engine, delete, event
 
-from core.config import Settings, load_settings
-from core.database import engine_of
-from core.factory import create_app
+from app import create_app
+from config import Settings, load_settings
+from extensions import db
 from models.tables import Base, PostRow, UserRow
+from tests.support.api import PASSWORD, TEST_SECRET, SignUp
 from tests.support.mariadb import MariaDBServer, mariadbd_path
 from tests.support.redis import RedisServer, redis_server_path
 
 BACKENDS = ["sqlite", "mariadb"]
-TEST_SECRET = "test-signing-key-that-is-at-least-32-bytes-long"
-PASSWORD = "correct horse battery"
 _database_names = itertools.count()
 
 
@@ -117,7 +116,7 @@ def app(settings: Settings) -> Iterator[Flask]:
     """The application on the backend under test; its tables are emptied afterwards."""
     application = create_app(settings)
     yield application
-    engine = engine_of(application)
+    engine = db.of(application).engine
     with engine.begin() as connection:
         connection.execute(delete(PostRow))
         connection.execute(delete(UserRow))
@@ -134,7 +133,7 @@ def client(app: Flask) -> FlaskClient:
 def statements(app: Flask) -> Iterator[list[str]]:
     """Every SQL statement the app sends while the test runs, in order."""
     recorded: list[str] = []
-    engine: Engine = engine_of(app)
+    engine: Engine = db.of(app).engine
 
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         recorded.append(statement.strip().split()[0].upper())
@@ -142,9 +141,6 @@ def statements(app: Flask) -> Iterator[list[str]]:
     event.listen(engine, "before_cursor_execute", record)
     yield recorded
     event.remove(engine, "before_cursor_execute", record)
-
-
-SignUp = Callable[..., dict[str, Any]]
 
 
 @pytest.fixture
@@ -158,8 +154,3 @@ def sign_up(client: FlaskClient) -> SignUp:
         return body
 
     return _sign_up
-
-
-def bearer(token: str) -> dict[str, str]:
-    """The Authorization header for an access token."""
-    return {"Authorization": f"Bearer {token}"}

@@ -12,10 +12,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import delete
 
-from core.audit import event_name
-from core.database import engine_of
+from blueprints.audit import event_name
+from extensions import db
 from models.tables import UserRow
-from tests.conftest import PASSWORD, bearer
+from tests.support.api import PASSWORD, bearer
 
 SIGN_UP = "/api/v1/auth/sign_up"
 SIGN_IN = "/api/v1/auth/sign_in"
@@ -80,7 +80,7 @@ def test_every_event_is_one_json_line_without_secrets(
     assert call("revoked", "GET", REFRESH, headers={"refresh-token": signed_in["refresh_token"]}).status_code == 401
     assert call("boom", "GET", "/boom").status_code == 500
     # A 500 while storing a post: its user is gone, the insert breaks the foreign key.
-    with engine_of(app).begin() as connection:
+    with db.of(app).engine.begin() as connection:
         connection.execute(delete(UserRow))
     orphan = call("orphan", "POST", ADD, json={"text": POST_TEXT}, headers=bearer(signed_in["access_token"]))
     assert orphan.status_code == 500

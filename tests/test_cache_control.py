@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask.testing import FlaskClient
 
-from tests.conftest import PASSWORD, SignUp, bearer
+from tests.support.api import PASSWORD, SignUp, bearer
 
 LIST = "/api/v1/posts/get_my_posts"
 

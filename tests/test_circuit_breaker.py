@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.circuit_breaker import CircuitBreaker
+from cache.breaker import CircuitBreaker
 
 
 class Clock:

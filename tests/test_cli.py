@@ -14,11 +14,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from core.config import load_settings
-from core.database import engine_of
-from core.factory import create_app
+from app import create_app
+from config import load_settings
+from extensions import db
 from models.tables import PostRow, UserRow
-from tests.conftest import PASSWORD, TEST_SECRET, SignUp, bearer
+from tests.support.api import PASSWORD, TEST_SECRET, SignUp, bearer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LIST = "/api/v1/posts/get_my_posts"
@@ -31,7 +31,7 @@ def cli(app: Flask, *args: str, input: str | None = None) -> Result:
 
 
 def count(app: Flask, table: type[UserRow] | type[PostRow]) -> int:
-    with engine_of(app).connect() as connection:
+    with db.of(app).engine.connect() as connection:
         return int(connection.execute(select(func.count()).select_from(table)).scalar_one())
 
 
@@ -213,7 +213,7 @@ def test_demo_data_refuses_to_run_in_production(schema_url: str) -> None:
     assert result.exit_code == 1
     assert "refuses to run with APP_ENV=production" in result.stderr
     assert count(app, UserRow) == 0
-    engine_of(app).dispose()
+    db.of(app).engine.dispose()
 
 
 def test_commands_report_an_unreachable_database_clearly(tmp_path: Path) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from core import config
-from core.config import ConfigError, load_settings
+import config
+from config import ConfigError, load_settings
 from services.passwords import OWASP_MEMORY_KIB, Passwords
 
 
@@ -24,13 +24,16 @@ def test_short_signing_keys_are_refused(env: str) -> None:
 
 
 def test_a_32_byte_key_is_enough() -> None:
-    assert load_settings({"APP_ENV": "production", "JWT_SECRET_KEY": "k" * 32}).jwt_secret_key == "k" * 32
+    assert (
+        load_settings({"APP_ENV": "production", "JWT_SECRET_KEY": "k" * 32}).jwt_secret_key.get_secret_value()
+        == "k" * 32
+    )
 
 
 def test_development_generates_and_keeps_a_signing_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(config, "INSTANCE_DIR", tmp_path)
-    first = load_settings({}).jwt_secret_key
-    second = load_settings({}).jwt_secret_key
+    first = load_settings({}).jwt_secret_key.get_secret_value()
+    second = load_settings({}).jwt_secret_key.get_secret_value()
     assert first == second
     assert len(first.encode()) >= 32
     assert (tmp_path / "jwt-secret").stat().st_mode & 0o077 == 0
@@ -40,7 +43,8 @@ def test_development_generates_and_keeps_a_signing_key(tmp_path: Path, monkeypat
 def test_redis_url_selects_the_shared_cache() -> None:
     settings = load_settings({"JWT_SECRET_KEY": "k" * 32, "REDIS_URL": "redis://127.0.0.1:6379/0"})
     assert settings.cache_backend == "redis"
-    assert load_settings({"JWT_SECRET_KEY": "k" * 32}).cache_backend == "simple"
+    # Without Redis, every process of the host shares one cache: gunicorn's workers, `flask run`, the CLI.
+    assert load_settings({"JWT_SECRET_KEY": "k" * 32}).cache_backend == "filesystem"
 
 
 def test_passwords_use_argon2id_at_owasp_parameters() -> None:
@@ -82,11 +86,11 @@ class CountingPasswords(Passwords):
 
 
 def test_unknown_email_costs_one_verification_like_a_wrong_password(app, client, sign_up) -> None:
-    from core.wiring import PASSWORDS_KEY
+    from extensions import passwords
 
     sign_up("ada@example.com")
     counting = CountingPasswords()
-    app.extensions[PASSWORDS_KEY] = counting
+    passwords.bind(app, counting)
     client.post("/api/v1/auth/sign_in", data={"username": "ada@example.com", "password": "wrong password"})
     assert counting.verifications == 1
     client.post("/api/v1/auth/sign_in", data={"username": "nobody@example.com", "password": "wrong password"})

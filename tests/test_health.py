@@ -9,9 +9,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from core.config import load_settings
-from core.factory import create_app
-from tests.conftest import TEST_SECRET
+from app import create_app
+from config import load_settings
+from tests.support.api import TEST_SECRET
 from tests.support.redis import RedisServer
 
 

@@ -7,9 +7,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from core.database import engine_of
+from extensions import db
 from models.tables import PostRow, UserRow
-from tests.conftest import PASSWORD, SignUp, bearer
+from tests.support.api import PASSWORD, SignUp, bearer
 
 ADD = "/api/v1/posts/add-post"
 LIST = "/api/v1/posts/get_my_posts"
@@ -33,7 +33,7 @@ HOSTILE_TEXTS = [
 
 
 def _stored_texts(app: Flask) -> list[str]:
-    with engine_of(app).connect() as connection:
+    with db.of(app).engine.connect() as connection:
         return list(connection.scalars(select(PostRow.text).order_by(PostRow.seq)))
 
 
@@ -71,7 +71,7 @@ def test_an_injected_email_that_is_a_valid_address_is_just_another_account(app: 
     # RFC 5322 allows quotes and hyphens in the local part: the text is data like any other.
     body = sign_up("o'reilly--@example.com")
     assert body["email_address"] == "o'reilly--@example.com"
-    with engine_of(app).connect() as connection:
+    with db.of(app).engine.connect() as connection:
         assert list(connection.scalars(select(UserRow.email_address))) == ["o'reilly--@example.com"]
 
 

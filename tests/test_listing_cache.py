@@ -11,8 +11,8 @@ from typing import Any, cast
 import pytest
 from cachelib.file import FileSystemCache
 
-from core.body_memo import BodyMemo
-from core.listing_cache import VersionedListingCache
+from cache.listing import VersionedListingCache
+from cache.memo import BodyMemo
 
 
 class FullDiskCache(FileSystemCache):
@@ -36,7 +36,7 @@ def test_a_failed_version_write_deletes_the_version(tmp_path: Path, caplog: pyte
     assert listing.get(user_id) == (version, b'[{"text": "old"}]')
 
     backend.refuse_writes = True
-    with caplog.at_level(logging.WARNING, logger="core.listing_cache"):
+    with caplog.at_level(logging.WARNING, logger="cache.listing"):
         listing.invalidate(user_id)
 
     assert "deleting it" in caplog.text

@@ -10,11 +10,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from core.config import Settings, load_settings
-from core.database import engine_of
-from core.factory import create_app
-from core.listing_cache import LISTING_CACHE_KEY, VersionedListingCache
-from tests.conftest import TEST_SECRET, SignUp, bearer
+from app import create_app
+from cache.listing import VersionedListingCache
+from config import Settings, load_settings
+from extensions import db, listing_cache
+from tests.support.api import TEST_SECRET, SignUp, bearer
 from tests.support.redis import RedisServer
 
 ADD = "/api/v1/posts/add-post"
@@ -105,7 +105,7 @@ def test_a_write_during_an_outage_is_not_hidden_when_redis_comes_back_with_old_d
 
         persistent_redis.stop()
         _add(a, token, "two")  # committed; the invalidation cannot reach Redis
-        cache_a: VersionedListingCache = host_a.extensions[LISTING_CACHE_KEY]
+        cache_a: VersionedListingCache = listing_cache.of(host_a)
         assert cache_a.is_pending(uuid.UUID(user_id))
         assert _listing(a, token) == ["two", "one"]
 
@@ -118,7 +118,7 @@ def test_a_write_during_an_outage_is_not_hidden_when_redis_comes_back_with_old_d
         assert _listing(a, token) == ["two", "one"]
     finally:
         for host in (host_a, host_b):
-            engine_of(host).dispose()
+            db.of(host).engine.dispose()
 
 
 def test_a_write_invalidates_at_once_even_while_its_breaker_is_open(
@@ -141,4 +141,4 @@ def test_a_write_invalidates_at_once_even_while_its_breaker_is_open(
         assert _listing(b, token) == ["two", "one"]
     finally:
         for host in (host_a, host_b):
-            engine_of(host).dispose()
+            db.of(host).engine.dispose()

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from core.config import Settings, load_settings
-from core.database import build_engine
-from tests.conftest import TEST_SECRET
+from config import Settings, load_settings
+from repositories.database import build_engine
+from tests.support.api import TEST_SECRET
 
 
 @pytest.fixture

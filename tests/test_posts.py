@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy.orm import sessionmaker
 
-from core.config import load_settings
-from core.database import SESSIONMAKER_KEY, build_engine
-from tests.conftest import TEST_SECRET, SignUp, bearer
+from config import load_settings
+from extensions import db
+from repositories.database import build_engine
+from tests.support.api import TEST_SECRET, SignUp, bearer
 
 ADD = "/api/v1/posts/add-post"
 LIST = "/api/v1/posts/get_my_posts"
@@ -245,12 +245,16 @@ def test_cached_listing_is_served_while_the_database_is_down(app: Flask, client:
     unreachable = load_settings(
         {}, app_env="testing", database_url="mysql+pymysql://root@127.0.0.1:1/none", jwt_secret_key=TEST_SECRET
     )
-    app.extensions[SESSIONMAKER_KEY] = sessionmaker(build_engine(unreachable))
-    assert _texts(client, token) == ["survives"]
-    response = client.post(ADD, json={"text": "lost?"}, headers=bearer(token))
-    assert response.status_code == 503
-    assert response.headers["Retry-After"]
-    assert "error" in response.get_json()
+    working = db.of(app)
+    db.use_engine(app, build_engine(unreachable))
+    try:
+        assert _texts(client, token) == ["survives"]
+        response = client.post(ADD, json={"text": "lost?"}, headers=bearer(token))
+        assert response.status_code == 503
+        assert response.headers["Retry-After"]
+        assert "error" in response.get_json()
+    finally:
+        db.bind(app, working)
 
 
 @pytest.mark.parametrize(

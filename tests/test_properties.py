@@ -11,11 +11,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from core.database import engine_of
+from extensions import db
 from models.tables import PostRow, UserRow
-from services.accounts import MAX_EMAIL_LENGTH, InvalidEmailError, normalize_email
-from services.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
-from tests.conftest import SignUp, bearer
+from services.accounts import (
+    MAX_EMAIL_LENGTH,
+    MAX_PASSWORD_LENGTH,
+    MIN_PASSWORD_LENGTH,
+    InvalidEmailError,
+    normalize_email,
+)
+from tests.support.api import SignUp, bearer
 
 SIGN_UP = "/api/v1/auth/sign_up"
 ADD = "/api/v1/posts/add-post"
@@ -50,7 +55,7 @@ not_a_string = st.one_of(
 
 
 def _count(app: Flask, column: Any) -> int:
-    with engine_of(app).connect() as connection:
+    with db.of(app).engine.connect() as connection:
         return int(connection.scalar(select(func.count(column))) or 0)
 
 

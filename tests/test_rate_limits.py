@@ -10,12 +10,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import delete
 
-from core.config import ConfigError, Settings, load_settings
-from core.database import engine_of
-from core.extensions import limiter
-from core.factory import create_app
+from app import create_app
+from blueprints.auth.limits import outside_limited_blueprints
+from config import ConfigError, Settings, load_settings
+from extensions import db, limiter
 from models.tables import PostRow, UserRow
-from tests.conftest import PASSWORD
+from tests.support.api import PASSWORD
 from tests.support.redis import RedisServer
 
 SIGN_UP = "/api/v1/auth/sign_up"
@@ -32,16 +32,16 @@ def make_client(settings: Settings) -> Iterator[MakeClient]:
     apps: list[Flask] = []
 
     def make(**overrides: Any) -> FlaskClient:
-        application = create_app(settings.model_copy(update=overrides))
+        application = create_app(load_settings({}, **{**settings.model_dump(), **overrides}))
         apps.append(application)
         return application.test_client()
 
     yield make
     for application in apps:
-        with engine_of(application).begin() as connection:
+        with db.of(application).engine.begin() as connection:
             connection.execute(delete(PostRow))
             connection.execute(delete(UserRow))
-        engine_of(application).dispose()
+        db.of(application).engine.dispose()
     # The limiter is one object for the process: a test that broke its storage must not leave
     # the next test's app on the in-memory fallback.
     limiter._storage_dead = False
@@ -229,8 +229,11 @@ def test_a_redis_outage_falls_back_to_per_process_limits(make_client: MakeClient
 def test_the_limiter_runs_only_on_the_auth_blueprint(make_client: MakeClient) -> None:
     client = make_client(rate_limit_auth_per_address="2 per minute")
     app: Flask = client.application
-    # Its per-request check is swapped for one that skips unlimited blueprints (a cache hit's cost).
-    assert limiter._check_request_limit not in app.before_request_funcs[None]
+    # A request filter exempts every other blueprint, so a cache hit pays nothing for limits.
+    with app.test_request_context("/api/v1/posts/get_my_posts"):
+        assert outside_limited_blueprints()
+    with app.test_request_context("/api/v1/auth/sign_up", method="POST"):
+        assert not outside_limited_blueprints()
     for _ in range(5):
         assert client.get("/").status_code == 200
     assert [_sign_up(client, f"u{i}@example.com").status_code for i in range(3)] == [200, 200, 429]

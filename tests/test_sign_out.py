@@ -13,9 +13,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import delete, select
 
-from core.database import engine_of
+from extensions import db
 from models.tables import UserRow
-from tests.conftest import PASSWORD, TEST_SECRET, SignUp, bearer
+from tests.support.api import PASSWORD, TEST_SECRET, SignUp, bearer
 
 SIGN_IN = "/api/v1/auth/sign_in"
 SIGN_OUT = "/api/v1/auth/sign_out"
@@ -33,7 +33,7 @@ def _sign_out(client: FlaskClient, token: str) -> Any:
 
 
 def _tokens_valid_after(app: Flask, user_id: str) -> datetime | None:
-    with engine_of(app).connect() as connection:
+    with db.of(app).engine.connect() as connection:
         value: datetime | None = connection.execute(
             select(UserRow.tokens_valid_after).where(UserRow.id == uuid.UUID(user_id))
         ).scalar_one()
@@ -145,7 +145,7 @@ def test_sign_out_with_a_revoked_or_orphaned_token_is_401(app: Flask, client: Fl
     assert _tokens_valid_after(app, user["id"]) == cut_off  # a revoked token moves nothing
 
     other = sign_up("bob@example.com")
-    with engine_of(app).begin() as connection:
+    with db.of(app).engine.begin() as connection:
         connection.execute(delete(UserRow).where(UserRow.id == uuid.UUID(other["id"])))
     assert _sign_out(client, other["refresh_token"]).status_code == 401
 

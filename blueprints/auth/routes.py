@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from flask import g, request
 from marshmallow import ValidationError
 
+from blueprints.auth.attempts import FORM_TYPES
+from blueprints.auth.limits import limit_auth_per_address, limit_sign_in_failures
 from blueprints.auth.schemas import (
     AccessTokenSchema,
     SignedOutSchema,
@@ -15,13 +18,10 @@ from blueprints.auth.schemas import (
     SignUpSchema,
     UserWithTokensSchema,
 )
-from blueprints.blueprint import Blueprint
-from blueprints.docs import errors
-from core.attempts import FORM_TYPES
-from core.errors import AuthenticationError
-from core.rate_limits import limit_auth_per_address, limit_sign_in_failures
-from core.tokens import issue_access_token, issue_tokens, issued_at, verify_token
-from core.wiring import account_service
+from blueprints.auth.tokens import issue_access_token, issue_tokens, issued_at, verify_refresh_token
+from blueprints.errors import AuthenticationError
+from blueprints.openapi import Blueprint, errors
+from dependencies import account_service
 from models.entities import User
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Accounts and tokens.")
@@ -48,9 +48,7 @@ def _refresh_claims() -> dict[str, Any]:
     token = request.headers.get("refresh-token")
     if not token:
         raise AuthenticationError("Not authenticated")
-    claims = verify_token(token, "refresh")
-    g.user_id = claims["user_id"]
-    return claims
+    return verify_refresh_token(token)
 
 
 @blp.route("/sign_up", methods=["POST"])
@@ -118,7 +116,7 @@ def refresh_token() -> tuple[dict[str, str], dict[str, str]]:
     and so is a refresh token issued before the user's last sign-out.
     """
     claims = _refresh_claims()
-    user = account_service().user_for_refresh(claims["user_id"], issued_at(claims))
+    user = account_service().user_for_refresh(uuid.UUID(claims["sub"]), issued_at(claims))
     return {"access_token": issue_access_token(user.id), "token_type": "bearer"}, NO_STORE
 
 
@@ -134,5 +132,5 @@ def sign_out() -> tuple[dict[str, str], dict[str, str]]:
     against the database and stay valid until they expire (60 minutes by default).
     """
     claims = _refresh_claims()
-    account_service().sign_out(claims["user_id"], issued_at(claims))
+    account_service().sign_out(uuid.UUID(claims["sub"]), issued_at(claims))
     return {"status": "signed out"}, NO_STORE

@@ -6,18 +6,18 @@ import uuid
 from typing import Any
 
 from flask import Response
+from flask_jwt_extended import jwt_required
 
-from blueprints.blueprint import Blueprint
-from blueprints.docs import BEARER_SECURITY, errors
+from blueprints.auth.tokens import current_user_id, jwt_required_in_header_or_body
+from blueprints.openapi import BEARER_SECURITY, Blueprint, errors
 from blueprints.posts.schemas import AddPostSchema, DeletedSchema, PostCreatedSchema, PostIdSchema, PostSchema
-from core.tokens import access_token_required, current_user_id
-from core.wiring import post_service
+from dependencies import post_service
 
 blp = Blueprint("posts", __name__, url_prefix="/api/v1/posts", description="Your own text posts.")
 
 
 @blp.route("/add-post", methods=["POST"])
-@access_token_required(allow_body_token=True)
+@jwt_required_in_header_or_body
 @blp.arguments(AddPostSchema)
 @blp.response(200, PostCreatedSchema)
 @blp.doc(security=BEARER_SECURITY)
@@ -31,7 +31,7 @@ def add_post(payload: dict[str, Any]) -> dict[str, uuid.UUID]:
 
 
 @blp.route("/get_my_posts", methods=["GET"])
-@access_token_required()
+@jwt_required()
 @blp.response(200, PostSchema(many=True))
 @blp.doc(security=BEARER_SECURITY)
 @errors(blp, 401, 503)
@@ -45,7 +45,7 @@ def get_my_posts() -> Response:
 
 
 @blp.route("/delete_my_post", methods=["DELETE"])
-@access_token_required()
+@jwt_required()
 @blp.arguments(PostIdSchema, location="query")
 @blp.response(200, DeletedSchema)
 @blp.doc(security=BEARER_SECURITY)

@@ -1,14 +1,10 @@
-"""Wire schemas of the posts endpoints, and the encoder of a cached listing."""
+"""Wire schemas of the posts endpoints (a listing's body is encoded by services.posts in PostSchema's shape)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import orjson
 from marshmallow import Schema, fields, validate
 
 from blueprints.schemas import RequestSchema
-from models.entities import Post
 
 
 class AddPostSchema(RequestSchema):
@@ -45,8 +41,3 @@ class DeletedSchema(Schema):
     """Confirmation of a deletion."""
 
     status = fields.String(required=True, metadata={"example": "post deleted successfully"})
-
-
-def encode_listing(posts: Sequence[Post]) -> bytes:
-    """The JSON body of a listing, encoded once and then cached as bytes (PostSchema's shape)."""
-    return orjson.dumps([{"id": post.id, "text": post.text, "created_at": post.created_at} for post in posts])

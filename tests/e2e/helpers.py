@@ -1,4 +1,4 @@
-"""HTTP helpers for end-to-end tests: a new connection per request, raw framing when needed."""
+"""Helpers for end-to-end tests: the server's shape, a new connection per request, raw framing when needed."""
 
 from __future__ import annotations
 
@@ -8,28 +8,26 @@ import json
 import re
 import socket
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import requests
 
-SIGN_UP = "/api/v1/auth/sign_up"
-SIGN_IN = "/api/v1/auth/sign_in"
-ADD = "/api/v1/posts/add-post"
-LIST = "/api/v1/posts/get_my_posts"
-DELETE = "/api/v1/posts/delete_my_post"
-PASSWORD = "correct horse battery"
+from tests.support.api import ADD, DELETE, LIST, PASSWORD, SIGN_UP, bearer
+from tests.support.gunicorn import LiveServer
+
+StartServer = Callable[..., LiveServer]
+"""The `start_server` fixture: gunicorn on the given database URL, extra environment as keywords."""
+WORKERS = 3
+E2E_SECRET = "e2e-signing-key-that-is-at-least-32-bytes-long!"
+# The access log shows which worker served each request (access_log() reads it).
+ACCESS_LOG_FORMAT = 'pid=%(p)s "%(r)s" %(s)s %(b)s'
 LIMIT = 1024 * 1024
 TIMEOUT = 30
 # Every request opens its own connection, so successive requests can land on different workers.
 CLOSE = {"Connection": "close"}
 _ACCESS_LINE = re.compile(r'^pid=<(\d+)> "(\w+) (\S+) HTTP/[\d.]+" (\d+) ', re.MULTILINE)
-
-
-def bearer(token: str) -> dict[str, str]:
-    """Authorization header plus Connection: close."""
-    return {"Authorization": f"Bearer {token}", **CLOSE}
 
 
 def sign_up(base: str, email: str, password: str = PASSWORD) -> dict[str, Any]:

@@ -15,8 +15,9 @@ import requests
 from sqlalchemy import create_engine, delete
 
 from models.tables import UserRow
-from tests.e2e.conftest import WORKERS, LiveServer, StartServer
-from tests.e2e.helpers import ADD, CLOSE, LIST, PASSWORD, SIGN_IN, TIMEOUT, access_log, bearer, sign_up
+from tests.e2e.helpers import CLOSE, TIMEOUT, WORKERS, StartServer, access_log, sign_up
+from tests.support.api import ADD, LIST, PASSWORD, SIGN_IN, bearer
+from tests.support.gunicorn import LiveServer
 from tests.support.redis import RedisServer
 
 pytestmark = pytest.mark.e2e

@@ -7,8 +7,18 @@ import json
 import pytest
 import requests
 
-from tests.e2e.conftest import WORKERS, LiveServer
-from tests.e2e.helpers import ADD, LIMIT, TIMEOUT, RawResponse, bearer, json_body_of_size, list_posts, raw_post, sign_up
+from tests.e2e.helpers import (
+    LIMIT,
+    TIMEOUT,
+    WORKERS,
+    RawResponse,
+    json_body_of_size,
+    list_posts,
+    raw_post,
+    sign_up,
+)
+from tests.support.api import ADD, bearer
+from tests.support.gunicorn import LiveServer
 
 pytestmark = pytest.mark.e2e
 

@@ -13,8 +13,9 @@ import requests
 from sqlalchemy import create_engine, func, select
 
 from models.tables import PostRow, UserRow
-from tests.e2e.conftest import WORKERS, LiveServer
-from tests.e2e.helpers import ADD, DELETE, LIST, PASSWORD, SIGN_IN, TIMEOUT, bearer, sign_up
+from tests.e2e.helpers import TIMEOUT, WORKERS, sign_up
+from tests.support.api import ADD, DELETE, LIST, PASSWORD, SIGN_IN, bearer
+from tests.support.gunicorn import LiveServer
 
 pytestmark = pytest.mark.e2e
 

@@ -13,18 +13,9 @@ import pytest
 import requests
 from sqlalchemy.engine import make_url
 
-from tests.e2e.conftest import LiveServer, StartServer
-from tests.e2e.helpers import (
-    ADD,
-    CLOSE,
-    PASSWORD,
-    SIGN_IN,
-    TIMEOUT,
-    add_post,
-    bearer,
-    list_posts,
-    sign_up,
-)
+from tests.e2e.helpers import CLOSE, TIMEOUT, StartServer, add_post, list_posts, sign_up
+from tests.support.api import ADD, PASSWORD, SIGN_IN, bearer
+from tests.support.gunicorn import LiveServer
 from tests.support.mariadb import MariaDBServer, mariadbd_path
 
 pytestmark = pytest.mark.e2e

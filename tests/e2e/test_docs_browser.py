@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import LiveServer, StartServer
-from tests.e2e.helpers import PASSWORD, add_post, sign_up
+from tests.e2e.helpers import StartServer, add_post, sign_up
+from tests.support.api import PASSWORD
+from tests.support.gunicorn import LiveServer
 
 pytestmark = pytest.mark.e2e
 

@@ -8,8 +8,9 @@ from urllib.parse import urljoin
 import pytest
 import requests
 
-from tests.e2e.conftest import LiveServer
-from tests.e2e.helpers import CLOSE, LIST, TIMEOUT
+from tests.e2e.helpers import CLOSE, TIMEOUT
+from tests.support.api import LIST
+from tests.support.gunicorn import LiveServer
 
 pytestmark = pytest.mark.e2e
 

@@ -13,8 +13,9 @@ import pytest
 from sqlalchemy import create_engine, select
 
 from models.tables import PostRow
-from tests.e2e.conftest import STOP_TIMEOUT, StartServer
-from tests.e2e.helpers import ADD, TIMEOUT, sign_up
+from tests.e2e.helpers import TIMEOUT, StartServer, sign_up
+from tests.support.api import ADD
+from tests.support.gunicorn import STOP_TIMEOUT
 
 pytestmark = pytest.mark.e2e
 

@@ -5,21 +5,9 @@ from __future__ import annotations
 import pytest
 import requests
 
-from tests.e2e.conftest import WORKERS, LiveServer
-from tests.e2e.helpers import (
-    ADD,
-    CLOSE,
-    LIMIT,
-    PASSWORD,
-    SIGN_IN,
-    SIGN_UP,
-    TIMEOUT,
-    RawResponse,
-    bearer,
-    list_posts,
-    raw_post,
-    sign_up,
-)
+from tests.e2e.helpers import CLOSE, LIMIT, TIMEOUT, WORKERS, RawResponse, list_posts, raw_post, sign_up
+from tests.support.api import ADD, PASSWORD, SIGN_IN, SIGN_UP, bearer
+from tests.support.gunicorn import LiveServer
 
 pytestmark = pytest.mark.e2e
 

@@ -13,8 +13,17 @@ from collections.abc import Callable
 import pytest
 import requests
 
-from tests.e2e.conftest import LiveServer, StartServer
-from tests.e2e.helpers import CLOSE, TIMEOUT, access_log, add_post, delete_post, list_posts, sign_up
+from tests.e2e.helpers import (
+    CLOSE,
+    TIMEOUT,
+    StartServer,
+    access_log,
+    add_post,
+    delete_post,
+    list_posts,
+    sign_up,
+)
+from tests.support.gunicorn import LiveServer
 from tests.support.redis import RedisServer
 
 pytestmark = pytest.mark.e2e

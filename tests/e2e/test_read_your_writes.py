@@ -6,8 +6,9 @@ import itertools
 
 import pytest
 
-from tests.e2e.conftest import WORKERS, LiveServer
-from tests.e2e.helpers import LIST, access_log, add_post, delete_post, list_posts, sign_up
+from tests.e2e.helpers import WORKERS, access_log, add_post, delete_post, list_posts, sign_up
+from tests.support.api import LIST
+from tests.support.gunicorn import LiveServer
 
 pytestmark = pytest.mark.e2e
 

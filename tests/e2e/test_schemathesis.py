@@ -13,8 +13,7 @@ import pytest
 import requests
 
 from blueprints.auth.schemas import EXAMPLE_EMAIL, EXAMPLE_PASSWORD
-from tests.e2e.conftest import StartServer
-from tests.e2e.helpers import sign_up
+from tests.e2e.helpers import StartServer, sign_up
 
 pytestmark = pytest.mark.e2e
 

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 import requests
 
-from tests.e2e.conftest import LiveServer
-from tests.e2e.helpers import CLOSE, PASSWORD, SIGN_IN, SIGN_UP, TIMEOUT
+from tests.e2e.helpers import CLOSE, TIMEOUT
+from tests.support.api import PASSWORD, SIGN_IN, SIGN_UP
+from tests.support.gunicorn import LiveServer
 
 pytestmark = pytest.mark.e2e
 

@@ -1,4 +1,4 @@
-"""The per-user listing cache on Flask-Caching, safe against stale writes and cache outages."""
+"""The per-user listing cache, on any cachelib backend, safe against stale writes and cache outages."""
 
 from __future__ import annotations
 
@@ -9,42 +9,15 @@ import time
 import uuid
 
 from cachelib import BaseCache
-from flask import Flask
-from flask_caching import Cache
 
-from core.body_memo import BodyMemo
-from core.circuit_breaker import CircuitBreaker
-from core.config import Settings
+from cache.breaker import CircuitBreaker
+from cache.memo import BodyMemo
 
 log = logging.getLogger(__name__)
 
-LISTING_CACHE_KEY = "posts.listing_cache"
-BACKENDS = {"simple": "SimpleCache", "filesystem": "FileSystemCache", "redis": "RedisCache"}
 # Per-process copy of bodies read from a shared backend (see BodyMemo); 0 for `simple`,
 # which already lives in the process.
 MEMO_MAX_BYTES = 16 * 1024 * 1024
-
-
-def cache_config(settings: Settings) -> dict[str, object]:
-    """Flask-Caching settings for the configured backend.
-
-    `simple` lives in one process; `filesystem` is shared by every worker of one host;
-    `redis` is shared by every host. Entries are bounded in count here and in size by
-    VersionedListingCache, so a process holds at most max_entries x max_entry_bytes.
-    """
-    config: dict[str, object] = {
-        "CACHE_TYPE": BACKENDS[settings.cache_backend],
-        "CACHE_DEFAULT_TIMEOUT": settings.cache_timeout_seconds,
-        "CACHE_THRESHOLD": settings.cache_max_entries,
-        "CACHE_KEY_PREFIX": "posts-api:",
-    }
-    if settings.cache_backend == "filesystem":
-        config["CACHE_DIR"] = settings.cache_dir
-    if settings.cache_backend == "redis":
-        config["CACHE_REDIS_URL"] = settings.redis_url
-        timeout = settings.redis_timeout_seconds
-        config["CACHE_OPTIONS"] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
-    return config
 
 
 class VersionedListingCache:
@@ -213,17 +186,3 @@ class VersionedListingCache:
                 if not self._pending:
                     self._retrier = None
                     return
-
-
-def init_listing_cache(app: Flask, cache: Cache, settings: Settings) -> None:
-    """Bind Flask-Caching and expose the listing cache on the app."""
-    cache.init_app(app, config=cache_config(settings))
-    # The backend itself rather than the Flask-Caching proxy: the retry thread has no app context.
-    backend: BaseCache = app.extensions["cache"][cache]
-    app.extensions[LISTING_CACHE_KEY] = VersionedListingCache(
-        backend,
-        settings.cache_timeout_seconds,
-        settings.cache_max_entry_bytes,
-        retry_seconds=settings.cache_retry_seconds,
-        memo_max_bytes=0 if settings.cache_backend == "simple" else MEMO_MAX_BYTES,
-    )

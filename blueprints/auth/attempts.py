@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from functools import lru_cache
 
 from flask import current_app, g, request
 
@@ -15,7 +16,6 @@ from services.accounts import InvalidEmailError, normalize_email
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 NO_EMAIL = "no-email"
-_FINGERPRINT_KEY = "posts.account_fingerprint_key"
 
 
 def account_fingerprint(email_address: str) -> str:
@@ -28,12 +28,14 @@ def account_fingerprint(email_address: str) -> str:
         normalized = normalize_email(email_address)
     except InvalidEmailError:
         normalized = email_address.strip().lower()
-    key: bytes | None = current_app.extensions.get(_FINGERPRINT_KEY)
-    if key is None:
-        # Derived, not the signing key itself: one key, one purpose.
-        key = hashlib.sha256(b"account-fingerprint:" + current_app.config["JWT_SECRET_KEY"].encode()).digest()
-        current_app.extensions[_FINGERPRINT_KEY] = key
+    key = _fingerprint_key(current_app.config["JWT_SECRET_KEY"])
     return hmac.new(key, normalized.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+@lru_cache(maxsize=4)
+def _fingerprint_key(signing_key: str) -> bytes:
+    """Derived from the signing key, not the key itself: one key, one purpose."""
+    return hashlib.sha256(b"account-fingerprint:" + signing_key.encode()).digest()
 
 
 def attempted_account() -> str:

@@ -1,21 +1,15 @@
-"""The SQLAlchemy engine and one session per request, closed in teardown."""
+"""The SQLAlchemy engine: pool, timeouts and per-backend settings that keep outages short."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, current_app, g
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import ExceptionContext, make_url
-from sqlalchemy.orm import Session, sessionmaker
 
-from core.config import Settings
-from core.pool_reset import skip_clean_resets
-
-ENGINE_KEY = "posts.engine"
-SESSIONMAKER_KEY = "posts.sessionmaker"
-
+from config import Settings
+from repositories.pool_reset import skip_clean_resets
 
 # How long a request can wait on MySQL/MariaDB during an outage, with C = DB_CONNECT_TIMEOUT_SECONDS
 # (default 2) and R = DB_READ_TIMEOUT_SECONDS (default 3), against gunicorn's 30 s worker timeout:
@@ -37,7 +31,7 @@ SESSIONMAKER_KEY = "posts.sessionmaker"
 
 def build_engine(settings: Settings) -> Engine:
     """An engine whose timeouts answer 503 within seconds of an outage, well inside gunicorn's timeout."""
-    url = make_url(settings.database_url)
+    url = make_url(settings.database_url.get_secret_value())
     # hide_parameters: driver errors quote the statement's values (emails, password hashes,
     # post text), and those errors end up in logs.
     # pool_reset_on_return=None: skip_clean_resets() rolls back only connections that need it.
@@ -87,33 +81,3 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
-
-
-def init_database(app: Flask, settings: Settings) -> None:
-    """Create the engine for this app and close the request's session in teardown."""
-    engine = build_engine(settings)
-    app.extensions[ENGINE_KEY] = engine
-    # expire_on_commit=False: nothing is read back after a commit, so no refresh SELECTs.
-    app.extensions[SESSIONMAKER_KEY] = sessionmaker(engine, expire_on_commit=False)
-    app.teardown_appcontext(_close_session)
-
-
-def engine_of(app: Flask) -> Engine:
-    """The engine bound to `app` (tests count its statements)."""
-    engine: Engine = app.extensions[ENGINE_KEY]
-    return engine
-
-
-def db_session() -> Session:
-    """This request's session, opened on first use: a cache hit never touches the database."""
-    session: Session | None = g.get("db_session")
-    if session is None:
-        session = current_app.extensions[SESSIONMAKER_KEY]()
-        g.db_session = session
-    return session
-
-
-def _close_session(_error: BaseException | None) -> None:
-    session: Session | None = g.pop("db_session", None)
-    if session is not None:
-        session.close()

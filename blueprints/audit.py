@@ -2,7 +2,7 @@
 
 Logged: sign-up, sign-in (success and failure), refresh, sign-out, every other 401/403/429,
 and every 5xx. Each line has the request id, the client address, the user id when known and,
-for sign-up/sign-in, a keyed fingerprint of the email (core.attempts), never the address.
+for sign-up/sign-in, a keyed fingerprint of the email (blueprints.auth.attempts), never the address.
 Nothing from a request body or a header value other than the request id is written, so
 passwords, tokens and post text cannot appear.
 """
@@ -17,8 +17,8 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 
-from core.attempts import attempted_account
-from core.request_id import request_id
+from blueprints.auth.attempts import attempted_account
+from blueprints.middleware.request_id import request_id
 
 LOGGER_NAME = "posts.audit"
 log = logging.getLogger(LOGGER_NAME)

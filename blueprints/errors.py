@@ -1,4 +1,9 @@
-"""The one place that turns every failure into the contract's JSON error shape."""
+"""The one place that turns every failure into the contract's JSON error shape.
+
+`DOMAIN_ERRORS` is the table from the service layer's refusals to HTTP; the handlers below cover
+the rest: Werkzeug's HTTP errors, schema mismatches (422), rate limits (429), tokens (401 from
+flask-jwt-extended's loaders), an unreachable database (503) and anything unexpected (500).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from flask import Flask, Response, g, json
+from flask_jwt_extended import JWTManager
 from flask_jwt_extended.exceptions import JWTExtendedException
 from flask_limiter.errors import RateLimitExceeded
 from jwt import PyJWTError
@@ -15,9 +21,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
-from core.extensions import jwt
-from core.rate_limits import TOO_MANY_ATTEMPTS, retry_after_seconds
-from core.request_id import request_id
+from blueprints.auth.limits import TOO_MANY_ATTEMPTS, retry_after_seconds
+from blueprints.middleware.request_id import request_id
 from services.errors import (
     EmailTakenError,
     InvalidCredentialsError,
@@ -28,6 +33,16 @@ from services.errors import (
 )
 
 log = logging.getLogger(__name__)
+
+# What each refusal of the service layer answers: status and the `error` message.
+DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
+    EmailTakenError: (400, "Email already exists"),
+    PasswordMismatchError: (400, "confirm_password does not match password"),
+    InvalidCredentialsError: (401, "Incorrect email or password"),
+    UnknownUserError: (401, "User no longer exists"),
+    TokenRevokedError: (401, "Token has been revoked"),
+    PostNotFoundError: (404, "Post not found"),
+}
 
 RETRY_AFTER_SECONDS = "5"
 # webargs names locations after the request part; FastAPI clients expect these names.
@@ -123,42 +138,36 @@ def _handle_dbapi_error(error: DBAPIError) -> Response:
     return _handle_unexpected(error)
 
 
-def _token_error(*_args: Any) -> Response:
-    return error_response(401, "Invalid or expired token")
+def _domain_error(error: Exception) -> Response:
+    status, message = next(DOMAIN_ERRORS[kind] for kind in type(error).__mro__ if kind in DOMAIN_ERRORS)
+    return error_response(status, message)
 
 
-def _missing_token(_reason: str) -> Response:
-    return error_response(401, "Not authenticated")
-
-
-def register_error_handlers(app: Flask) -> None:
+def register_error_handlers(app: Flask, jwt: JWTManager) -> None:
     """Bind every handler; called after the extensions so ours override their HTML/`{"msg"}` defaults."""
     app.register_error_handler(HTTPException, _handle_http_exception)
     app.register_error_handler(Exception, _handle_unexpected)
     app.register_error_handler(ApiError, lambda e: error_response(e.status, e.message, e.headers))
     app.register_error_handler(ValidationError, lambda e: validation_response(e.messages, "body"))
-    app.register_error_handler(EmailTakenError, lambda _e: error_response(400, "Email already exists"))
-    app.register_error_handler(
-        PasswordMismatchError, lambda _e: error_response(400, "confirm_password does not match password")
-    )
-    app.register_error_handler(InvalidCredentialsError, lambda _e: error_response(401, "Incorrect email or password"))
-    app.register_error_handler(UnknownUserError, lambda _e: error_response(401, "User no longer exists"))
-    app.register_error_handler(TokenRevokedError, lambda _e: error_response(401, "Token has been revoked"))
+    for error_type in DOMAIN_ERRORS:
+        app.register_error_handler(error_type, _domain_error)
     app.register_error_handler(RateLimitExceeded, _handle_rate_limited)
-    app.register_error_handler(PostNotFoundError, lambda _e: error_response(404, "Post not found"))
     app.register_error_handler(PoolTimeoutError, _handle_database_down)
     app.register_error_handler(DBAPIError, _handle_dbapi_error)
-    app.register_error_handler(PyJWTError, _token_error)
-    app.register_error_handler(JWTExtendedException, _token_error)
-    # Tokens are verified in core.tokens, but flask-jwt-extended still registers handlers that
-    # answer 422 {"msg"} by default: route every one of its outcomes to the contract's 401.
-    jwt.unauthorized_loader(_missing_token)
-    for loader in (
-        jwt.invalid_token_loader,
-        jwt.expired_token_loader,
-        jwt.revoked_token_loader,
-        jwt.needs_fresh_token_loader,
-        jwt.token_verification_failed_loader,
-        jwt.user_lookup_error_loader,
-    ):
-        loader(_token_error)
+    register_token_errors(app, jwt)
+
+
+def register_token_errors(app: Flask, jwt: JWTManager) -> None:
+    """Every token failure is the contract's 401, whichever flask-jwt-extended loader reports it.
+
+    Its defaults answer 422 or 401 `{"msg"}`; the catch-alls cover errors raised outside a loader.
+    """
+    jwt.unauthorized_loader(lambda _reason: error_response(401, "Not authenticated"))
+    jwt.invalid_token_loader(lambda _reason: error_response(401, "Invalid token"))
+    jwt.expired_token_loader(lambda _header, _claims: error_response(401, "Token has expired"))
+    jwt.revoked_token_loader(lambda _header, _claims: error_response(401, "Token has been revoked"))
+    jwt.token_verification_failed_loader(lambda _header, _claims: error_response(401, "Invalid token"))
+    jwt.needs_fresh_token_loader(lambda _header, _claims: error_response(401, "Fresh token required"))
+    jwt.user_lookup_error_loader(lambda _header, _claims: error_response(401, "User no longer exists"))
+    app.register_error_handler(PyJWTError, lambda _e: error_response(401, "Invalid token"))
+    app.register_error_handler(JWTExtendedException, lambda _e: error_response(401, "Invalid token"))

@@ -1,0 +1,83 @@
+"""The application factory: settings in, a fully wired Flask app out. Read it as the table of contents."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from blueprints import health, root
+from blueprints.audit import init_audit_log
+from blueprints.auth import routes as auth_routes
+from blueprints.auth.tokens import register_token_checks
+from blueprints.errors import register_error_handlers
+from blueprints.middleware.body_limit import ChunkedBodyLimit, reject_oversized_body
+from blueprints.middleware.headers import add_standard_headers
+from blueprints.middleware.json_provider import StrictJSONProvider
+from blueprints.middleware.request_id import echo_request_id
+from blueprints.openapi import api, openapi_config
+from blueprints.posts import routes as posts_routes
+from commands import register_commands
+from config import INSTANCE_DIR, MAX_BODY_BYTES, Settings, flask_config, load_settings
+from extensions import db, flask_cache, jwt, limiter, listing_cache, passwords, readiness
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the app from `settings` (default: the environment); ConfigError on a bad configuration."""
+    settings = settings or load_settings()
+    app = Flask(
+        __name__,
+        instance_path=str(INSTANCE_DIR),
+        static_folder="blueprints/static",
+        template_folder="blueprints/templates",
+    )
+    configure(app, settings)
+    register_extensions(app, settings)
+    register_middleware(app, settings)
+    register_blueprints(app)
+    register_error_handlers(app, jwt)
+    register_commands(app)
+    return app
+
+
+def configure(app: Flask, settings: Settings) -> None:
+    """Flask and extension settings, strict JSON bodies, and the log level."""
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app.config.update(flask_config(settings))
+    app.config.update(openapi_config())
+    app.json = StrictJSONProvider(app)
+
+
+def register_extensions(app: Flask, settings: Settings) -> None:
+    """Bind every extension: database, listing cache, hasher, probes, limiter, JWT, OpenAPI."""
+    db.init_app(app, settings)
+    listing_cache.init_app(app, settings, flask_cache)
+    passwords.init_app(app)
+    readiness.init_app(app, settings)
+    limiter.init_app(app)
+    jwt.init_app(app)
+    register_token_checks(jwt)
+    api.init_app(app)
+
+
+def register_middleware(app: Flask, settings: Settings) -> None:
+    """What every request passes through: the body limit, proxy headers, request ids, headers, the audit log."""
+    app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, MAX_BODY_BYTES)  # type: ignore[method-assign]
+    if settings.trusted_proxy_hops:
+        # Only then is X-Forwarded-For believed (its last N hops): the client address keys the
+        # per-address rate limit, so a header any client can send must not choose it.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=settings.trusted_proxy_hops, x_proto=settings.trusted_proxy_hops
+        )
+    # Runs before the limiter's own before_request hook (bound above): the size is checked first.
+    app.before_request_funcs.setdefault(None, []).insert(0, reject_oversized_body)
+    app.after_request(add_standard_headers)
+    app.after_request(echo_request_id)
+    init_audit_log(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    """One blueprint per resource, all documented in the OpenAPI document."""
+    for blueprint in (root.blp, health.blp, auth_routes.blp, posts_routes.blp):
+        api.register_blueprint(blueprint)

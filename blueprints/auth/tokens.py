@@ -1,0 +1,151 @@
+"""JWT access and refresh tokens on flask-jwt-extended: issuing them, the strict checks, the views' decorator.
+
+flask-jwt-extended issues and verifies every token. Its public hooks add what the contract asks
+beyond signature and expiry: `exp`, `iat`, `sub` and the token type must be present and of the
+right JSON type (`check_token_shape`, run before the signature is checked, so it can only
+refuse), and access and refresh tokens never stand in for each other.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
+
+from flask import current_app, g, request
+from flask_jwt_extended import (
+    JWTManager,
+    create_access_token,
+    create_refresh_token,
+    decode_token,
+    get_current_user,
+    verify_jwt_in_request,
+)
+from flask_jwt_extended.exceptions import JWTDecodeError
+
+from blueprints.errors import AuthenticationError
+
+# `iat` has whole seconds; sign-out must tell a token issued just before it from one issued
+# just after it within the same second, so refresh tokens also carry microseconds.
+ISSUED_AT_US_CLAIM = "iat_us"
+TOKEN_TYPES = ("access", "refresh")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def issue_tokens(user_id: uuid.UUID) -> dict[str, str]:
+    """A fresh access and refresh token pair for the user."""
+    identity = str(user_id)
+    issued_us = (datetime.now(UTC) - EPOCH) // timedelta(microseconds=1)
+    return {
+        "access_token": create_access_token(identity=identity, fresh=True),
+        "refresh_token": create_refresh_token(identity=identity, additional_claims={ISSUED_AT_US_CLAIM: issued_us}),
+        "token_type": "bearer",
+    }
+
+
+def issue_access_token(user_id: uuid.UUID) -> str:
+    """A new access token, as refresh hands out."""
+    token: str = create_access_token(identity=str(user_id))
+    return token
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _names_a_user(subject: object) -> bool:
+    if not isinstance(subject, str):
+        return False
+    try:
+        uuid.UUID(subject)
+    except ValueError:
+        return False
+    return True
+
+
+def check_token_shape(_header: dict[str, Any], claims: dict[str, Any]) -> str:
+    """decode_key_loader: the signing key, once the token's claims have the contract's shape.
+
+    flask-jwt-extended does not require `exp`, fills in a missing type as "access", and PyJWT
+    accepts numeric strings as times; a token with any of these defects is refused here with
+    the library's own JWTDecodeError (401). Run on the unverified claims, it can only refuse.
+    """
+    well_formed = (
+        _is_number(claims.get("exp"))
+        and _is_number(claims.get("iat"))
+        and ("nbf" not in claims or _is_number(claims["nbf"]))
+        and claims.get("type") in TOKEN_TYPES
+        and _names_a_user(claims.get("sub"))
+        and (ISSUED_AT_US_CLAIM not in claims or isinstance(claims[ISSUED_AT_US_CLAIM], int))
+    )
+    if not well_formed:
+        raise JWTDecodeError("Invalid token")
+    key: str = current_app.config["JWT_SECRET_KEY"]
+    return key
+
+
+def user_id_of(_header: dict[str, Any], claims: dict[str, Any]) -> uuid.UUID:
+    """user_lookup_loader: the signed-in user is their id; no database lookup on the hot path.
+
+    A signed, unexpired token is proof enough; the id also goes to the audit log.
+    """
+    user_id = uuid.UUID(claims["sub"])
+    g.user_id = user_id
+    return user_id
+
+
+def register_token_checks(jwt: JWTManager) -> None:
+    """Install the shape check and the user loader on the app's JWT manager."""
+    jwt.decode_key_loader(check_token_shape)
+    jwt.user_lookup_loader(user_id_of)
+
+
+def verify_refresh_token(token: str) -> dict[str, Any]:
+    """Claims of a valid refresh token (the `refresh-token` header); AuthenticationError otherwise."""
+    claims: dict[str, Any] = decode_token(token)
+    if claims["type"] != "refresh":
+        raise AuthenticationError("Expected a refresh token")
+    g.user_id = uuid.UUID(claims["sub"])  # for the audit log
+    return claims
+
+
+def issued_at(claims: dict[str, Any]) -> datetime:
+    """When a verified token was issued, to the microsecond when it says so.
+
+    A token without the microsecond claim counts as issued at the start of its `iat` second,
+    so a sign-out in that same second still revokes it (refusing too much, never too little).
+    """
+    try:
+        micro = claims.get(ISSUED_AT_US_CLAIM)
+        if micro is not None:
+            return EPOCH + timedelta(microseconds=micro)
+        return EPOCH + timedelta(seconds=int(claims["iat"]))
+    except OverflowError as exc:
+        raise AuthenticationError("Invalid token") from exc
+
+
+def jwt_required_in_header_or_body(view: Callable[P, R]) -> Callable[P, R]:
+    """`jwt_required()` that also takes the access token as `"token"` in a JSON object body (add-post).
+
+    Built on flask-jwt-extended's `verify_jwt_in_request`: the body is consulted only when there
+    is no Authorization header, and only when it is a JSON object (the library's JSON lookup
+    assumes one). Checked before the body is validated, so a request without credentials gets 401.
+    """
+
+    @wraps(view)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        in_body = "Authorization" not in request.headers and isinstance(request.get_json(silent=True), dict)
+        verify_jwt_in_request(locations=["json"] if in_body else ["headers"])
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def current_user_id() -> uuid.UUID:
+    """The authenticated user's id (flask-jwt-extended's current user, loaded by `user_id_of`)."""
+    user_id: uuid.UUID = get_current_user()
+    return user_id

@@ -1,0 +1,256 @@
+"""Settings: every knob of the service, read from the environment once, validated, in one place.
+
+Every entry point (gunicorn, `flask run`, the CLI, Alembic, the tests, the benchmark) builds the
+same `Settings` through `load_settings`, so they all agree, for instance on where the listing
+cache lives. `flask_config` derives the Flask and extension configuration from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import stat
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from limits import parse_many
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ROOT_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = ROOT_DIR / "instance"
+MIN_SECRET_BYTES = 32
+MAX_BODY_BYTES = 1024 * 1024
+JWT_ALGORITHM = "HS256"
+
+CacheBackend = Literal["simple", "filesystem", "redis"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+CACHE_TYPES = {"simple": "SimpleCache", "filesystem": "FileSystemCache", "redis": "RedisCache"}
+# Flask config keys of our own: the two rate limits, read per request by the limiter.
+SIGN_IN_FAILURES_KEY = "POSTS_RATE_LIMIT_SIGN_IN_FAILURES"
+AUTH_PER_ADDRESS_KEY = "POSTS_RATE_LIMIT_AUTH_PER_ADDRESS"
+
+
+class ConfigError(RuntimeError):
+    """The configuration is unusable; the service refuses to start. The message never holds a secret."""
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; each field is set by the environment variable of the same name in capitals."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", hide_input_in_errors=True)
+
+    app_env: Literal["development", "production", "testing"] = "development"
+    database_url: SecretStr = Field(default_factory=lambda: SecretStr(f"sqlite:///{INSTANCE_DIR / 'posts.db'}"))
+    jwt_secret_key: SecretStr
+    access_token_minutes: int = Field(default=60, gt=0)
+    refresh_token_days: int = Field(default=30, gt=0)
+    redis_url: SecretStr | None = None
+    # Default: `redis` when REDIS_URL is set, else `filesystem` (shared by every process of a host).
+    cache_backend: CacheBackend
+    cache_dir: str
+    cache_timeout_seconds: int = Field(default=300, gt=0)
+    cache_max_entries: int = Field(default=256, gt=0)
+    cache_max_entry_bytes: int = Field(default=512 * 1024, gt=0)
+    redis_timeout_seconds: float = Field(default=1.0, gt=0)
+    cache_retry_seconds: float = Field(default=2.0, gt=0)
+    health_timeout_seconds: float = Field(default=2.0, gt=0)
+    # See repositories/database.py for how these bound a request during a database outage.
+    db_connect_timeout_seconds: int = Field(default=2, gt=0)
+    db_read_timeout_seconds: int = Field(default=3, gt=0)
+    db_pool_size: int = Field(default=5, gt=0)
+    log_level: LogLevel = "INFO"
+    rate_limits_enabled: bool = True
+    rate_limit_sign_in_failures: str = "5 per 15 minutes"
+    rate_limit_auth_per_address: str = "120 per minute"
+    trusted_proxy_hops: int = Field(default=0, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_that_depend_on_others(cls, values: Any) -> Any:
+        if not isinstance(values, dict):
+            return values
+        values = dict(values)
+        if not values.get("jwt_secret_key"):
+            if values.get("app_env") == "production":
+                raise ValueError("JWT_SECRET_KEY must be set when APP_ENV=production")
+            values["jwt_secret_key"] = _development_secret()
+        if not values.get("cache_backend"):
+            values["cache_backend"] = "redis" if values.get("redis_url") else "filesystem"
+        if not values.get("cache_dir"):
+            values["cache_dir"] = _private_shm_cache_dir() or str(INSTANCE_DIR / "cache")
+        return values
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("jwt_secret_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"must be at least {MIN_SECRET_BYTES} bytes")
+        return value
+
+    @field_validator("rate_limit_sign_in_failures", "rate_limit_auth_per_address")
+    @classmethod
+    def _a_rate_limit(cls, value: str) -> str:
+        problem = f"not a rate limit such as '5 per 15 minutes': {value!r}"
+        try:
+            parsed = parse_many(value)
+        except ValueError as exc:
+            raise ValueError(problem) from exc
+        # "0 per minute" parses, but would refuse every sign-in: surely a typo.
+        if not parsed or any(item.amount < 1 for item in parsed):
+            raise ValueError(problem)
+        return value
+
+
+class _MappingSettings(Settings):
+    """Settings read from the keyword arguments alone (load_settings was given its own environment)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only the values passed in: never the process environment."""
+        return (init_settings,)
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Settings from the process environment, or from `env` alone when given; keyword overrides win.
+
+    Raises ConfigError with one line per problem, naming the variable and never its value.
+    """
+    try:
+        if env is None:
+            return Settings(**overrides)
+        names = {name.upper(): name for name in Settings.model_fields}
+        values = {names[key.upper()]: value for key, value in env.items() if key.upper() in names}
+        return _MappingSettings(**{**values, **overrides})
+    except ValidationError as exc:
+        raise ConfigError(describe(exc)) from None
+
+
+def describe(error: ValidationError) -> str:
+    """One line naming each bad variable and what is wrong with it, without the value."""
+    problems = []
+    for item in error.errors(include_input=False, include_url=False):
+        name = ".".join(str(part) for part in item["loc"]).upper()
+        message = item["msg"].removeprefix("Value error, ")
+        problems.append(f"{name}: {message}" if name else message)
+    return "; ".join(problems)
+
+
+def flask_config(settings: Settings) -> dict[str, object]:
+    """The Flask and extension configuration (JWT, Flask-Caching, Flask-Limiter) these settings imply."""
+    return {
+        "TESTING": settings.app_env == "testing",
+        "APP_ENV": settings.app_env,
+        "MAX_CONTENT_LENGTH": MAX_BODY_BYTES,
+        **_jwt_config(settings),
+        **_cache_config(settings),
+        **_rate_limit_config(settings),
+    }
+
+
+def _jwt_config(settings: Settings) -> dict[str, object]:
+    """flask-jwt-extended: HS256 only, tokens in the Authorization header, configurable lifetimes."""
+    return {
+        "JWT_SECRET_KEY": settings.jwt_secret_key.get_secret_value(),
+        "JWT_ALGORITHM": JWT_ALGORITHM,
+        "JWT_DECODE_ALGORITHMS": [JWT_ALGORITHM],
+        "JWT_ACCESS_TOKEN_EXPIRES": timedelta(minutes=settings.access_token_minutes),
+        "JWT_REFRESH_TOKEN_EXPIRES": timedelta(days=settings.refresh_token_days),
+        "JWT_TOKEN_LOCATION": ["headers"],
+        # add-post also takes the access token as `"token"` in its JSON body (CONTRACT.md).
+        "JWT_JSON_KEY": "token",
+        # Tokens travel in headers only, so the cookie CSRF claim would be dead weight.
+        "JWT_COOKIE_CSRF_PROTECT": False,
+    }
+
+
+def _cache_config(settings: Settings) -> dict[str, object]:
+    """Flask-Caching: `simple` lives in one process, `filesystem` in one host, `redis` everywhere.
+
+    Entries are bounded in count here and in size by the listing cache, so a process holds at
+    most max_entries x max_entry_bytes.
+    """
+    config: dict[str, object] = {
+        "CACHE_TYPE": CACHE_TYPES[settings.cache_backend],
+        "CACHE_DEFAULT_TIMEOUT": settings.cache_timeout_seconds,
+        "CACHE_THRESHOLD": settings.cache_max_entries,
+        "CACHE_KEY_PREFIX": "posts-api:",
+    }
+    if settings.cache_backend == "filesystem":
+        config["CACHE_DIR"] = settings.cache_dir
+    if settings.cache_backend == "redis" and settings.redis_url is not None:
+        config["CACHE_REDIS_URL"] = settings.redis_url.get_secret_value()
+        timeout = settings.redis_timeout_seconds
+        config["CACHE_OPTIONS"] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    return config
+
+
+def _rate_limit_config(settings: Settings) -> dict[str, object]:
+    """Flask-Limiter: on or off, where counters live (Redis when configured), the two limits."""
+    config: dict[str, object] = {
+        "RATELIMIT_ENABLED": settings.rate_limits_enabled,
+        "RATELIMIT_STORAGE_URI": settings.redis_url.get_secret_value() if settings.redis_url else "memory://",
+        SIGN_IN_FAILURES_KEY: settings.rate_limit_sign_in_failures,
+        AUTH_PER_ADDRESS_KEY: settings.rate_limit_auth_per_address,
+    }
+    if settings.redis_url:
+        # A Redis that hangs must not hold sign-ins for long; the limiter then falls back to memory.
+        timeout = settings.redis_timeout_seconds
+        config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    return config
+
+
+def _development_secret() -> str:
+    """A signing key kept under instance/ so development restarts keep sessions valid."""
+    path = INSTANCE_DIR / "jwt-secret"
+    INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        draft = path.with_name(f"jwt-secret.{os.getpid()}.tmp")
+        draft.write_text(secrets.token_urlsafe(48))
+        draft.chmod(0o600)
+        try:
+            # link() publishes the whole file atomically and fails if another worker won.
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_text().strip()
+
+
+def _private_shm_cache_dir() -> str | None:
+    """A directory on /dev/shm only this user can write, one per checkout; None when unusable.
+
+    Every add-post and delete rewrites a version file, and a rename on a busy disk costs
+    several times what it costs in memory. The cache holds pickles, so a directory another
+    local user could have created (or a symlink) is refused rather than read.
+    """
+    if not os.path.isdir("/dev/shm"):  # noqa: S108 - checked to be private below
+        return None
+    checkout = hashlib.sha256(str(ROOT_DIR).encode()).hexdigest()[:12]
+    path = f"/dev/shm/posts-api-cache-{os.geteuid()}-{checkout}"  # noqa: S108
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return None
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
+        return None
+    return path

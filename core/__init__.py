@@ -1,1 +1,0 @@
-"""Application wiring: the factory, settings, extensions, errors and docs assets."""
