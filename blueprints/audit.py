@@ -29,6 +29,8 @@ AUTH_EVENTS = {
     "auth.sign_in": "sign_in",
     "auth.refresh_token": "refresh",
     "auth.sign_out": "sign_out",
+    "auth.change_password": "password_changed",
+    "auth.delete_account": "account_deleted",
 }
 # Failures whose 401/429 messages are fixed strings of ours, safe and useful to log as the reason.
 REASON_STATUSES = (401, 403, 429)

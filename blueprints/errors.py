@@ -8,6 +8,8 @@ flask-jwt-extended's loaders), an unreachable database (503) and anything unexpe
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -21,8 +23,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
-from blueprints.auth.limits import TOO_MANY_ATTEMPTS, retry_after_seconds
 from blueprints.middleware.request_id import request_id
+from extensions import limiter
 from services.errors import (
     EmailTakenError,
     InvalidCredentialsError,
@@ -45,6 +47,7 @@ DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
 }
 
 RETRY_AFTER_SECONDS = "5"
+TOO_MANY_ATTEMPTS = "Too many attempts, try again later"
 # webargs names locations after the request part; FastAPI clients expect these names.
 LOCATION_NAMES = {"json": "body", "form": "body", "headers": "header"}
 
@@ -118,6 +121,20 @@ def _handle_http_exception(error: HTTPException) -> Response:
 
 def _handle_rate_limited(_error: RateLimitExceeded) -> Response:
     return error_response(429, TOO_MANY_ATTEMPTS, {"Retry-After": str(retry_after_seconds())})
+
+
+def retry_after_seconds() -> int:
+    """Whole seconds until the limit this request broke lets the next attempt through (at least 1)."""
+    breached = limiter.current_limit
+    if breached is None:
+        return 1
+    window = breached.limit.get_expiry()
+    try:
+        wait = breached.window[0] - time.time()
+    except Exception:  # the counter store failed after the breach; the whole window is a safe answer
+        log.warning("rate limit storage unavailable for Retry-After", exc_info=True)
+        wait = window
+    return min(window, max(1, math.ceil(wait)))
 
 
 def _handle_unexpected(error: Exception) -> Response:

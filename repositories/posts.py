@@ -8,10 +8,12 @@ from datetime import datetime
 from typing import cast
 
 from sqlalchemy import Table, bindparam, delete, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models.entities import Post
 from models.tables import PostRow
+from repositories.errors import UnknownOwnerError
 
 _posts = cast(Table, PostRow.__table__)
 # Built once: each call then only binds parameters (SQLAlchemy caches the compiled form).
@@ -38,11 +40,15 @@ class PostRepository:
         return self._open_session()
 
     def add(self, user_id: uuid.UUID, post_id: uuid.UUID, text: str, created_at: datetime) -> None:
-        """Insert one post in one statement."""
-        self._session.connection().execute(
-            _INSERT, {"id": post_id, "user_id": user_id, "text": text, "created_at": created_at}
-        )
-        self._session.commit()
+        """Insert one post in one statement; UnknownOwnerError when the user is gone (the foreign key refused it)."""
+        try:
+            self._session.connection().execute(
+                _INSERT, {"id": post_id, "user_id": user_id, "text": text, "created_at": created_at}
+            )
+            self._session.commit()
+        except IntegrityError as exc:
+            self._session.rollback()
+            raise UnknownOwnerError(str(user_id)) from exc
 
     def list_for_user(self, user_id: uuid.UUID) -> list[Post]:
         """The user's posts, newest first, in one SELECT (the (user_id, seq) index serves it)."""

@@ -8,23 +8,27 @@ from datetime import UTC, datetime
 
 import orjson
 
-from cache.listing import VersionedListingCache
+from cache.request_view import RequestCacheView
 from models.entities import Post
+from repositories.errors import UnknownOwnerError
 from repositories.posts import PostRepository
-from services.errors import PostNotFoundError
+from services.errors import PostNotFoundError, UnknownUserError
 
 
 class PostService:
     """Adds, lists and deletes a user's posts, keeping the listing cache coherent."""
 
-    def __init__(self, posts: PostRepository, cache: VersionedListingCache) -> None:
+    def __init__(self, posts: PostRepository, cache: RequestCacheView) -> None:
         self._posts = posts
         self._cache = cache
 
     def add(self, user_id: uuid.UUID, text: str) -> uuid.UUID:
         """Store a post and invalidate the owner's listing before answering (read-your-writes)."""
         post_id = uuid.uuid4()
-        self._posts.add(user_id, post_id, text, datetime.now(UTC))
+        try:
+            self._posts.add(user_id, post_id, text, datetime.now(UTC))
+        except UnknownOwnerError as exc:
+            raise UnknownUserError(str(user_id)) from exc
         self._cache.invalidate(user_id)
         return post_id
 
@@ -36,7 +40,8 @@ class PostService:
 
     def listing(self, user_id: uuid.UUID) -> bytes:
         """The user's posts, newest first, as the encoded response body, from cache when fresh."""
-        version, body = self._cache.get(user_id)
+        version = self._cache.state(user_id).version
+        body = self._cache.body(user_id, version)
         if body is None:
             body = encode_listing(self._posts.list_for_user(user_id))
             # Stored under the version read *before* the query: if a write happened since,

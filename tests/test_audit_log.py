@@ -79,11 +79,12 @@ def test_every_event_is_one_json_line_without_secrets(
     assert call("sign_out", "POST", SIGN_OUT, headers={"refresh-token": signed_in["refresh_token"]}).status_code == 200
     assert call("revoked", "GET", REFRESH, headers={"refresh-token": signed_in["refresh_token"]}).status_code == 401
     assert call("boom", "GET", "/boom").status_code == 500
-    # A 500 while storing a post: its user is gone, the insert breaks the foreign key.
+    # A user deleted behind the service's back: the insert breaks the foreign key, which is a 401.
+    fresh = call("sign_in_again", "POST", SIGN_IN, data={"username": EMAIL, "password": PASSWORD}).get_json()
     with db.of(app).engine.begin() as connection:
         connection.execute(delete(UserRow))
-    orphan = call("orphan", "POST", ADD, json={"text": POST_TEXT}, headers=bearer(signed_in["access_token"]))
-    assert orphan.status_code == 500
+    orphan = call("orphan", "POST", ADD, json={"text": POST_TEXT}, headers=bearer(fresh["access_token"]))
+    assert orphan.status_code == 401
 
     output = capsys.readouterr()
     records = audit_lines(output.err)
@@ -98,7 +99,7 @@ def test_every_event_is_one_json_line_without_secrets(
         "sign_out": ("sign_out", 200),
         "revoked": ("refresh_failed", 401),
         "boom": ("server_error", 500),
-        "orphan": ("server_error", 500),
+        "orphan": ("authorization_failed", 401),
     }
     for name, (event, status) in expected.items():
         record = events[ids[name]]
@@ -110,6 +111,7 @@ def test_every_event_is_one_json_line_without_secrets(
     assert events[ids["wrong"]]["account"] == events[ids["sign_in"]]["account"]
     assert events[ids["revoked"]]["reason"] == "Token has been revoked"
     assert events[ids["boom"]]["error"] == "RuntimeError"
+    assert events[ids["orphan"]]["reason"] == "User no longer exists"
 
     everything = output.out + output.err + caplog.text
     tokens = [

@@ -7,19 +7,12 @@ limiter falls back to per-process memory counters rather than failing sign-in.
 
 from __future__ import annotations
 
-import logging
-import math
-import time
-
 from flask import Response, current_app, request
 
 from blueprints.auth.attempts import attempted_account
 from config import AUTH_PER_ADDRESS_KEY, SIGN_IN_FAILURES_KEY
 from extensions import limiter
 
-log = logging.getLogger(__name__)
-
-TOO_MANY_ATTEMPTS = "Too many attempts, try again later"
 # Only these blueprints have limits; the limiter's per-request work is skipped elsewhere.
 LIMITED_BLUEPRINTS = frozenset({"auth"})
 
@@ -44,23 +37,11 @@ limit_auth_per_address = limiter.shared_limit(
 )
 """Decorator: sign-up and sign-in share one counter per client address (every attempt counts)."""
 
-limit_sign_in_failures = limiter.limit(
+limit_sign_in_failures = limiter.shared_limit(
     lambda: str(current_app.config[SIGN_IN_FAILURES_KEY]),
+    scope="sign-in-failures",
     key_func=attempted_account,
     deduct_when=_failed_sign_in,
 )
-"""Decorator: only failed sign-ins count, per account; while exhausted, every attempt is refused."""
-
-
-def retry_after_seconds() -> int:
-    """Whole seconds until the limit this request broke lets the next attempt through (at least 1)."""
-    breached = limiter.current_limit
-    if breached is None:
-        return 1
-    window = breached.limit.get_expiry()
-    try:
-        wait = breached.window[0] - time.time()
-    except Exception:  # the counter store failed after the breach; the whole window is a safe answer
-        log.warning("rate limit storage unavailable for Retry-After", exc_info=True)
-        wait = window
-    return min(window, max(1, math.ceil(wait)))
+"""Decorator: only failed password checks count, per account, shared by every endpoint that checks one
+(sign-in, password change, account deletion); while exhausted, every attempt is refused."""

@@ -26,9 +26,10 @@ from flask_jwt_extended import (
 from flask_jwt_extended.exceptions import JWTDecodeError
 
 from blueprints.errors import AuthenticationError
+from dependencies import session_service
 
 # `iat` has whole seconds; sign-out must tell a token issued just before it from one issued
-# just after it within the same second, so refresh tokens also carry microseconds.
+# just after it within the same second, so tokens also carry microseconds.
 ISSUED_AT_US_CLAIM = "iat_us"
 TOKEN_TYPES = ("access", "refresh")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -36,25 +37,36 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def issue_tokens(user_id: uuid.UUID) -> dict[str, str]:
-    """A fresh access and refresh token pair for the user."""
-    identity = str(user_id)
+def _issued_now(after: datetime | None) -> dict[str, int]:
+    """The microsecond issue-time claim: now, and strictly after `after` (a session cut-off) when given."""
     issued_us = (datetime.now(UTC) - EPOCH) // timedelta(microseconds=1)
+    if after is not None:
+        issued_us = max(issued_us, (after - EPOCH) // timedelta(microseconds=1) + 1)
+    return {ISSUED_AT_US_CLAIM: issued_us}
+
+
+def issue_tokens(user_id: uuid.UUID, *, after: datetime | None = None) -> dict[str, str]:
+    """A fresh access and refresh token pair for the user, issued after the cut-off `after` if given."""
+    identity, claims = str(user_id), _issued_now(after)
     return {
-        "access_token": create_access_token(identity=identity, fresh=True),
-        "refresh_token": create_refresh_token(identity=identity, additional_claims={ISSUED_AT_US_CLAIM: issued_us}),
+        "access_token": create_access_token(identity=identity, fresh=True, additional_claims=claims),
+        "refresh_token": create_refresh_token(identity=identity, additional_claims=claims),
         "token_type": "bearer",
     }
 
 
 def issue_access_token(user_id: uuid.UUID) -> str:
     """A new access token, as refresh hands out."""
-    token: str = create_access_token(identity=str(user_id))
+    token: str = create_access_token(identity=str(user_id), additional_claims=_issued_now(None))
     return token
 
 
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_whole_number(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _names_a_user(subject: object) -> bool:
@@ -80,7 +92,7 @@ def check_token_shape(_header: dict[str, Any], claims: dict[str, Any]) -> str:
         and ("nbf" not in claims or _is_number(claims["nbf"]))
         and claims.get("type") in TOKEN_TYPES
         and _names_a_user(claims.get("sub"))
-        and (ISSUED_AT_US_CLAIM not in claims or isinstance(claims[ISSUED_AT_US_CLAIM], int))
+        and (ISSUED_AT_US_CLAIM not in claims or _is_whole_number(claims[ISSUED_AT_US_CLAIM]))
     )
     if not well_formed:
         raise JWTDecodeError("Invalid token")
@@ -98,9 +110,19 @@ def user_id_of(_header: dict[str, Any], claims: dict[str, Any]) -> uuid.UUID:
     return user_id
 
 
+def is_revoked(_header: dict[str, Any], claims: dict[str, Any]) -> bool:
+    """token_in_blocklist_loader: an access token is refused once its user signed out, changed the password or left.
+
+    One read of the per-user cache (the same one a cached listing needs); the database only
+    when the cache does not know the user's cut-off.
+    """
+    return session_service().is_revoked(uuid.UUID(claims["sub"]), issued_at(claims))
+
+
 def register_token_checks(jwt: JWTManager) -> None:
-    """Install the shape check and the user loader on the app's JWT manager."""
+    """Install the shape check, the revocation check and the user loader on the app's JWT manager."""
     jwt.decode_key_loader(check_token_shape)
+    jwt.token_in_blocklist_loader(is_revoked)
     jwt.user_lookup_loader(user_id_of)
 
 
