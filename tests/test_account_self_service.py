@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from extensions import db
 from models.tables import PostRow, UserRow
@@ -215,15 +215,13 @@ def test_a_post_for_a_user_deleted_behind_the_service_is_401_not_500(
     # write was lost): the cut-off cached here still says "valid", the foreign key refuses.
     user = sign_up()
     with db.of(app).engine.begin() as connection:
-        connection.execute(UserRow.__table__.delete())
+        connection.execute(delete(UserRow))
     response = client.post(ADD, json={"text": "orphan?"}, headers=bearer(user["access_token"]))
     assert (response.status_code, response.get_json()) == (401, {"error": "User no longer exists"})
     assert _count(app, PostRow.seq) == 0
 
 
-def test_a_cached_listing_still_costs_no_statement(
-    client: FlaskClient, sign_up: SignUp, statements: list[str]
-) -> None:
+def test_a_cached_listing_still_costs_no_statement(client: FlaskClient, sign_up: SignUp, statements: list[str]) -> None:
     # The revocation check reads the cut-off with the listing's version: sign-up taught it to the cache.
     user = sign_up()
     assert client.post(ADD, json={"text": "one"}, headers=bearer(user["access_token"])).status_code == 200
