@@ -52,3 +52,11 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
 def live_server(start_server: StartServer, database_url: str) -> LiveServer:
     """gunicorn with three workers on a fresh database of the backend under test."""
     return start_server(database_url)
+
+
+@pytest.fixture
+def shared_database(backend: str, database_url: str) -> str:
+    """An empty database several instances can share: only MariaDB is a shared server."""
+    if backend != "mariadb":
+        pytest.skip("several hosts share one MySQL/MariaDB server; a SQLite file is not a multi-host database")
+    return database_url

@@ -34,14 +34,6 @@ RECOVERY_SECONDS = 20.0  # generous: reached only when recovery is broken
 STALE_BOUND_SECONDS = 10.0
 
 
-@pytest.fixture
-def shared_database(backend: str, database_url: str) -> str:
-    """An empty database several instances can share: only MariaDB is a shared server."""
-    if backend != "mariadb":
-        pytest.skip("several hosts share one MySQL/MariaDB server; a SQLite file is not a multi-host database")
-    return database_url
-
-
 def _two_instances(start_server: StartServer, database_url: str, redis_url: str, **env: str) -> list[LiveServer]:
     first = start_server(database_url, REDIS_URL=redis_url, **env)
     second = start_server(database_url, create_tables=False, REDIS_URL=redis_url, **env)
