@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Literal
 
 from limits import parse_many
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from observability.redaction import validation_summary
 
 ROOT_DIR = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = ROOT_DIR / "instance"
@@ -45,6 +47,11 @@ class Settings(BaseModel):
     db_read_timeout_seconds: int = Field(default=3, gt=0)
     db_pool_size: int = Field(default=5, gt=0)
     log_level: str = "INFO"
+    # None: JSON when app_env is production, readable console lines otherwise (observability.logs).
+    log_format: Literal["json", "console"] | None = None
+    # None: no metrics. Set: gunicorn's master serves every worker's metrics on this port.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_addr: str = "0.0.0.0"  # noqa: S104 - only when metrics_port is set; like gunicorn's bind
     rate_limits_enabled: bool = True
     rate_limit_sign_in_failures: str = "5 per 15 minutes"
     rate_limit_auth_per_address: str = "120 per minute"
@@ -85,8 +92,9 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         values["cache_backend"] = "redis" if values.get("redis_url") else "simple"
     try:
         return Settings.model_validate(values)
-    except ValueError as exc:
-        raise ConfigError(f"invalid configuration: {exc}") from exc
+    except ValidationError as exc:
+        # Not `from exc`: pydantic's message repeats each value, the signing key included.
+        raise ConfigError(f"invalid configuration: {validation_summary(exc)}") from None
 
 
 def _development_secret() -> str:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings
 from core.pool_reset import skip_clean_resets
+from observability.db_pool import MeteredQueuePool
 
 ENGINE_KEY = "posts.engine"
 SESSIONMAKER_KEY = "posts.sessionmaker"
@@ -49,6 +50,7 @@ def build_engine(settings: Settings) -> Engine:
     else:
         url = url.update_query_dict({"charset": "utf8mb4"})
         options.update(
+            poolclass=MeteredQueuePool,  # counts checkouts that wait for a connection (metrics)
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_pool_size,
             pool_timeout=settings.db_connect_timeout_seconds,

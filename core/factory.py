@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -26,6 +24,8 @@ from core.readiness import init_readiness
 from core.request_id import echo_request_id
 from core.tokens import jwt_config
 from core.wiring import PASSWORDS_KEY, SETTINGS_KEY
+from observability.instrument import init_metrics
+from observability.logs import init_logging
 from services.passwords import Passwords
 
 API_VERSION = "1.0.0"
@@ -34,7 +34,7 @@ API_VERSION = "1.0.0"
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the app from `settings` (default: the environment); refuses to start on bad config."""
     settings = settings or load_settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    init_logging(settings)
     app = Flask(__name__, instance_path=str(INSTANCE_DIR), static_url_path="/static")
     app.json = StrictJSONProvider(app)
     app.config.update(_flask_config(settings))
@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         api.register_blueprint(blueprint)
     register_error_handlers(app)
     register_commands(app)
+    init_metrics(app, settings)
     return app
 
 

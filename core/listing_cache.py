@@ -15,6 +15,7 @@ from flask_caching import Cache
 from core.body_memo import BodyMemo
 from core.circuit_breaker import CircuitBreaker
 from core.config import Settings
+from observability.metrics import CACHE_BYPASS, CACHE_HIT, CACHE_MISS
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,7 @@ class VersionedListingCache:
     def get(self, user_id: uuid.UUID) -> tuple[str, bytes | None]:
         """The current version of the user's listing and its body if cached; ("", None) to bypass."""
         if not self._usable() or self.is_pending(user_id):
+            CACHE_BYPASS.inc()
             return "", None
         version_key = f"v:{user_id}"
         try:
@@ -100,8 +102,10 @@ class VersionedListingCache:
                 body = self._shared_body(user_id, version)
         except Exception:  # a cache outage must degrade to the database, not fail the request
             self._failed("read")
+            CACHE_BYPASS.inc()
             return "", None
         self._breaker.succeeded()
+        (CACHE_MISS if body is None else CACHE_HIT).inc()
         return version, body
 
     def put(self, user_id: uuid.UUID, version: str, body: bytes) -> None:
