@@ -27,9 +27,9 @@ class MeteredQueuePool(QueuePool):
         # (a negative max_overflow means unlimited: it never blocks).
         if self.overflow_limit < 0 or self.checkedin() > 0 or self.overflow() < self.overflow_limit:
             return super().connect()
+        POOL_WAITS.inc()  # now, not when it ends: a scrape during a long wait shows it
         started = time.perf_counter()
         try:
             return super().connect()
         finally:
-            POOL_WAITS.inc()
             POOL_WAIT_SECONDS.inc(time.perf_counter() - started)

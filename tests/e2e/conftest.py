@@ -22,10 +22,8 @@ E2E_SECRET = "e2e-signing-key-that-is-at-least-32-bytes-long!"
 WORKERS = 3
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 45.0  # above gunicorn.conf.py's graceful_timeout (30 s)
-# The access log shows which worker served each request (access_log_pids() reads it).
-ACCESS_LOG_FORMAT = 'pid=%(p)s "%(r)s" %(s)s %(b)s'
 # Variables of the developer's shell that would change what is under test.
-_SCRUBBED = (
+SCRUBBED = (
     "REDIS_URL",
     "CACHE_BACKEND",
     "CACHE_DIR",
@@ -37,6 +35,10 @@ _SCRUBBED = (
     "RATE_LIMIT_SIGN_IN_FAILURES",
     "RATE_LIMIT_AUTH_PER_ADDRESS",
     "TRUSTED_PROXY_HOPS",
+    "LOG_FORMAT",
+    "METRICS_PORT",
+    "METRICS_ADDR",
+    "PROMETHEUS_MULTIPROC_DIR",
 )
 
 
@@ -104,7 +106,7 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
         index = len(servers)
         cache_dir = tmp_path / f"cache-{index}"
         cache_dir.mkdir()
-        env = {key: value for key, value in os.environ.items() if key not in _SCRUBBED}
+        env = {key: value for key, value in os.environ.items() if key not in SCRUBBED}
         port = free_port()
         env.update(
             APP_ENV="production",
@@ -119,7 +121,7 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
         log_path = tmp_path / f"gunicorn-{index}.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "--access-logformat", ACCESS_LOG_FORMAT, "wsgi:app"],
+                [sys.executable, "-m", "gunicorn", "wsgi:app"],
                 cwd=REPO_ROOT,
                 env=env,
                 stdin=subprocess.DEVNULL,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import re
 import socket
 import threading
 from collections.abc import Iterable
@@ -24,7 +23,6 @@ LIMIT = 1024 * 1024
 TIMEOUT = 30
 # Every request opens its own connection, so successive requests can land on different workers.
 CLOSE = {"Connection": "close"}
-_ACCESS_LINE = re.compile(r'^pid=<(\d+)> "(\w+) (\S+) HTTP/[\d.]+" (\d+) ', re.MULTILINE)
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -141,6 +139,23 @@ def raw_post(
     return result
 
 
+def log_records(text: str) -> list[dict[str, Any]]:
+    """Every line of a production server's output, each parsed as the JSON object it must be."""
+    records = []
+    for number, line in enumerate(text.splitlines(), 1):
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            raise AssertionError(f"log line {number} is not JSON: {line!r}") from exc
+        assert isinstance(record, dict), f"log line {number} is not a JSON object: {line!r}"
+        records.append(record)
+    return records
+
+
 def access_log(text: str) -> list[tuple[int, str, str, int]]:
-    """(worker pid, method, path, status) of each access-log line, in order (see ACCESS_LOG_FORMAT)."""
-    return [(int(pid), method, path, int(status)) for pid, method, path, status in _ACCESS_LINE.findall(text)]
+    """(worker pid, method, path, status) of each access-log record, in order."""
+    return [
+        (record["pid"], record["method"], record["path"], record["status"])
+        for record in log_records(text)
+        if record["logger"] == "gunicorn.access"
+    ]

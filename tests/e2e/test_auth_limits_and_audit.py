@@ -3,7 +3,6 @@ audit log in the server's own output covers every event without a password, toke
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections import Counter
@@ -16,7 +15,7 @@ from sqlalchemy import create_engine, delete
 
 from models.tables import UserRow
 from tests.e2e.conftest import WORKERS, LiveServer, StartServer
-from tests.e2e.helpers import ADD, CLOSE, LIST, PASSWORD, SIGN_IN, TIMEOUT, access_log, bearer, sign_up
+from tests.e2e.helpers import ADD, CLOSE, LIST, PASSWORD, SIGN_IN, TIMEOUT, access_log, bearer, log_records, sign_up
 from tests.support.redis import RedisServer
 
 pytestmark = pytest.mark.e2e
@@ -118,11 +117,7 @@ def test_audit_log_of_a_real_run_has_every_event_and_no_secrets(
     assert failed.json() == {"error": "Internal server error"}
 
     log = server.log()
-    records = {}
-    for line in log.splitlines():
-        if line.startswith("{"):
-            record = json.loads(line)
-            records[record["request_id"]] = record
+    records = {record["request_id"]: record for record in log_records(log) if record["logger"] == "posts.audit"}
     assert {rid: (records[rid]["event"], records[rid]["status"]) for rid in sent if rid in records} == sent
     assert all(set(records[rid]) >= {"ts", "event", "request_id", "path", "status", "client"} for rid in sent)
     # The 500's traceback in the log names the request too, so the two can be joined.
