@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     db_read_timeout_seconds: int = Field(default=3, gt=0)
     db_pool_size: int = Field(default=5, gt=0)
     log_level: LogLevel = "INFO"
+    # None: JSON when app_env is production, readable console lines otherwise (observability.logs).
+    log_format: Literal["json", "console"] | None = None
+    # None: no metrics. Set: gunicorn's master serves every worker's metrics on this port.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_addr: str = "0.0.0.0"  # noqa: S104 - only when metrics_port is set; like gunicorn's bind
     rate_limits_enabled: bool = True
     rate_limit_sign_in_failures: str = "5 per 15 minutes"
     rate_limit_auth_per_address: str = "120 per minute"

@@ -17,6 +17,7 @@ from cachelib import BaseCache
 
 from cache.breaker import CircuitBreaker
 from cache.memo import BodyMemo
+from observability.metrics import CACHE_BYPASS, CACHE_HIT, CACHE_MISS
 
 log = logging.getLogger(__name__)
 
@@ -97,17 +98,24 @@ class VersionedListingCache:
         return UserState(version, stamp if isinstance(stamp, int) else None)
 
     def body(self, user_id: uuid.UUID, version: str) -> bytes | None:
-        """The listing body stored under this version, if any (None too when bypassed or failing)."""
+        """The listing body stored under this version, if any (None too when bypassed or failing).
+
+        Each call is one listing lookup for the metrics: a hit, a miss, or a bypass.
+        """
         if not version:
+            CACHE_BYPASS.inc()
             return None
         if self._memo is not None and (body := self._memo.get(user_id, version)) is not None:
+            CACHE_HIT.inc()
             return body
         try:
             body = self._shared_body(user_id, version)
         except Exception:
             self._failed("read")
+            CACHE_BYPASS.inc()
             return None
         self._breaker.succeeded()
+        (CACHE_MISS if body is None else CACHE_HIT).inc()
         return body
 
     def get(self, user_id: uuid.UUID) -> tuple[str, bytes | None]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import ACCESS_LOG_FORMAT, E2E_SECRET, WORKERS, StartServer
+from tests.e2e.helpers import E2E_SECRET, WORKERS, StartServer
 from tests.support.gunicorn import LiveServer, start_gunicorn
 from tests.support.net import free_port
 from tests.support.schema import create_schema
@@ -38,7 +38,6 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
             workers=workers,
             log_path=tmp_path / f"gunicorn-{index}.log",
             env=env,
-            extra_args=("--access-logformat", ACCESS_LOG_FORMAT),
         )
         servers.append(server)
         return server
