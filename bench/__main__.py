@@ -1,4 +1,4 @@
-"""`uv run --group bench python -m bench [--scaling]`: run the benchmark and print its table."""
+"""`uv run --group bench python -m bench [--scaling] [options]`: run the benchmark and print its table."""
 
 from __future__ import annotations
 
@@ -23,6 +23,14 @@ def main() -> None:
     parser.add_argument(
         "--gunicorn-threads", type=int, help="GUNICORN_THREADS for every server (default: gunicorn.conf.py's)"
     )
+    parser.add_argument(
+        "--worker-class",
+        choices=("gthread", "gevent", "sync"),
+        help="gunicorn worker class for every server, ceilings included (default: gunicorn.conf.py's gthread)",
+    )
+    parser.add_argument(
+        "--redis", action="store_true", help="give the service REDIS_URL (a throwaway redis-server) for its cache"
+    )
     parser.add_argument("--label", default="", help="name of the results files (default: a timestamp)")
     options = parser.parse_args()
     if options.scaling:
@@ -41,6 +49,8 @@ def main() -> None:
             label=options.label,
             profile=options.profile,
             gunicorn_threads=options.gunicorn_threads,
+            worker_class=options.worker_class,
+            redis=options.redis,
         )
     )
 

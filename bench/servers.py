@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -14,6 +15,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.accesslog import ACCESS_LOG_FORMAT, WorkerShare, worker_shares
 from tests.support.mariadb import MariaDBServer, mariadbd_path
 from tests.support.net import free_port
 
@@ -22,6 +24,7 @@ BENCH_SECRET = "bench-signing-key-that-is-at-least-32-bytes-long!"
 WORKERS = 2
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 45.0
+LOG_SETTLE_SECONDS = 0.2
 # Limits of another branch, set so their cost is measured but they never answer 429.
 UNLIMITED = "1000000 per minute"
 # Variables of the caller's shell that would change what is measured.
@@ -59,7 +62,23 @@ class Gunicorn:
 
     def worker_rss_mib(self) -> dict[int, float]:
         """VmRSS of each worker, in MiB."""
-        return {pid: vm_rss_kib(pid) / 1024 for pid in self.worker_pids()}
+        return {pid: proc_status_kib(pid, "VmRSS") / 1024 for pid in self.worker_pids()}
+
+    def worker_peak_rss_mib(self) -> dict[int, float]:
+        """VmHWM of each worker (the most it was ever resident), in MiB."""
+        return {pid: proc_status_kib(pid, "VmHWM") / 1024 for pid in self.worker_pids()}
+
+    def log_size(self) -> int:
+        """Bytes gunicorn has logged so far (an offset for `shares_since`)."""
+        return self.log_path.stat().st_size
+
+    def shares_since(self, offset: int) -> dict[int, WorkerShare]:
+        """Requests and connections per worker pid in the access log after `offset`."""
+        # The last request's line can trail wrk's end by a moment.
+        time.sleep(LOG_SETTLE_SECONDS)
+        with self.log_path.open("rb") as log:
+            log.seek(offset)
+            return worker_shares(log.read().decode(errors="replace"))
 
     def cache_bytes(self) -> int:
         """Bytes the filesystem listing cache holds on its (memory-backed) disk."""
@@ -77,16 +96,28 @@ class Gunicorn:
         shutil.rmtree(self.cache_dir, ignore_errors=True)
 
 
-def vm_rss_kib(pid: int) -> int:
-    """The VmRSS line of /proc/<pid>/status, in KiB."""
+def proc_status_kib(pid: int, field: str) -> int:
+    """A KiB line of /proc/<pid>/status, e.g. VmRSS or VmHWM."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
+    raise RuntimeError(f"no {field} for pid {pid}")
 
 
-def start_gunicorn(name: str, app: str, work_dir: Path, **extra_env: str) -> Gunicorn:
-    """`gunicorn -c gunicorn.conf.py <app>` with 2 workers on a free port; waits until GET / answers."""
+def check_worker_class(worker_class: str) -> None:
+    """Exit with a hint when the worker class needs a package that is not installed (gevent)."""
+    if worker_class == "gevent" and importlib.util.find_spec("gevent") is None:
+        raise SystemExit("gevent is not installed: `uv add gevent`, or run the bench with `uv run --with gevent ...`")
+
+
+def start_gunicorn(
+    name: str, app: str, work_dir: Path, *, worker_class: str | None = None, **extra_env: str
+) -> Gunicorn:
+    """`gunicorn -c gunicorn.conf.py <app>` with 2 workers on a free port; waits until GET / answers.
+
+    `worker_class` replaces gunicorn.conf.py's (gthread) on the command line, which wins over the file.
+    The access log gets the bench's format (bench/accesslog.py), which names the serving worker.
+    """
     port = free_port()
     env = {key: value for key, value in os.environ.items() if key not in _SCRUBBED}
     # Where gunicorn.conf.py puts the cache by default (private, on /dev/shm when there is
@@ -104,9 +135,12 @@ def start_gunicorn(name: str, app: str, work_dir: Path, **extra_env: str) -> Gun
         **extra_env,
     )
     log_path = work_dir / f"gunicorn-{name}.log"
+    command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--access-logformat", ACCESS_LOG_FORMAT]
+    if worker_class:
+        command += ["--worker-class", worker_class]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", app],
+            [*command, app],
             cwd=REPO_ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
