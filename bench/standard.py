@@ -204,6 +204,9 @@ def run(options: Options) -> dict[str, Any]:
                             print(profiler.report(), flush=True)
                         key = (workload.name, kind)
                         measured.add(key, result, shares)
+                        if run_index == 0:
+                            peak = max(server.worker_peak_rss_mib().values(), default=0.0)
+                            measured.peak_rss_after_first_run[f"{workload.name} ({workload.server} server)"] = peak
                         if pairing is not None:
                             measured.pairings.setdefault(key, []).append(pairing)
                         print(
@@ -241,6 +244,7 @@ def run(options: Options) -> dict[str, Any]:
         "targets": lines,
         "worker_rss_mib": memory,
         "worker_peak_rss_mib": peaks,
+        "worker_peak_rss_mib_after_first_run": measured.peak_rss_after_first_run,
         "filesystem_cache_bytes": cache_bytes,
         "redis_used_memory_bytes": redis_bytes,
         "cache_bound_bytes": CACHE_BOUND_BYTES,
@@ -265,6 +269,8 @@ def run(options: Options) -> dict[str, Any]:
     print("\n".join(runs.worker_lines(measured, servers.WORKERS)))
     print()
     print(report.format_checks(lines))
+    print("Largest worker peak RSS (VmHWM) of the serving server after each workload's first run:")
+    print("\n".join(runs.peak_rss_lines(measured)))
     if measured.verify_ms:
         verify_ms = statistics.median(measured.verify_ms)
         print(
