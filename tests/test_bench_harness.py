@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import accesslog, rawdb, report, targets
+from bench import accesslog, profile, rawdb, report, targets
 from bench.accesslog import WorkerShare
 from bench.report import Pairing
 from bench.standard import select
@@ -251,3 +251,35 @@ def test_select_keeps_the_ceilings_the_chosen_workloads_need() -> None:
     ]
     assert [w.name for w in select(workloads, ("add", "sign"))] == ["write", "add-post", "sign_in"]
     assert select(workloads, ()) == workloads
+
+
+ROOT = "_bootstrap (threading.py:1002);wsgi_app (flask/app.py:1511)"
+ADD_POST = f"{ROOT};add_post (blueprints/posts/routes.py:30)"
+COLLAPSED = "\n".join(
+    [
+        f"{ADD_POST};add (repositories/posts.py:44);_write_bytes (pymysql/connections.py:854) 6",
+        f"{ADD_POST};loads (core/json_provider.py:21) 3",
+        "_bootstrap (threading.py:1002);select (selectors.py:468) 1",
+        "not a stack line",
+    ]
+)
+
+
+def test_profile_tops_by_own_and_total_samples() -> None:
+    own, total, samples = profile.top_entries(COLLAPSED, limit=2)
+    assert samples == 10
+    assert own == [("_write_bytes (pymysql/connections.py:854)", 6), ("loads (core/json_provider.py:21)", 3)]
+    assert total[0] == ("_bootstrap (threading.py:1002)", 10)
+
+
+def test_profile_service_code_keeps_only_the_projects_own_frames() -> None:
+    entries = profile.project_entries(COLLAPSED, {"blueprints", "repositories", "core"})
+    assert entries == [
+        ("add_post (blueprints/posts/routes.py:30)", 9),
+        ("add (repositories/posts.py:44)", 6),
+        ("loads (core/json_provider.py:21)", 3),
+    ]
+    assert {"core", "blueprints", "services", "repositories"} <= profile.PROJECT_DIRS
+    assert "bench" not in profile.PROJECT_DIRS and "tests" not in profile.PROJECT_DIRS
+    assert profile.frame_dir("f (flask/app.py:1)") == "flask"
+    assert profile.frame_dir("<module> (wsgi.py:3)") == ""
