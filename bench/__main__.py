@@ -19,7 +19,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
     parser.add_argument("--only", action="append", default=[], help="run only workloads whose name contains this")
     parser.add_argument("--keep-alive-only", action="store_true", help="skip the fresh-connection runs")
-    parser.add_argument("--profile", action="store_true", help="py-spy one worker in each workload's first run")
+    parser.add_argument("--profile", action="store_true", help="py-spy the workers in each workload's first run")
     parser.add_argument(
         "--gunicorn-threads", type=int, help="GUNICORN_THREADS for every server (default: gunicorn.conf.py's)"
     )

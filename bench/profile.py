@@ -1,4 +1,4 @@
-"""py-spy on one gunicorn worker while wrk drives a workload; the top functions by own and total samples.
+"""py-spy on a server's gunicorn workers while wrk drives a workload; the top functions by own and total samples.
 
 Two recordings run side by side: every active thread (where requests spend their time, waits in
 socket and database calls included) and only the thread holding the GIL (where the worker's Python
@@ -86,32 +86,44 @@ def summary(collapsed: str, heading: str) -> str:
     )
 
 
-class Profiler:
-    """py-spy record on a pid for a while, in background threads (started before wrk, joined after)."""
+def merge(collapsed_texts: list[str]) -> str:
+    """Several py-spy raw outputs as one (the same stack's counts summed)."""
+    counts: collections.Counter[str] = collections.Counter()
+    for text in collapsed_texts:
+        for frames, count in _stacks(text):
+            counts[";".join(frames)] += count
+    return "".join(f"{stack} {count}\n" for stack, count in counts.items())
 
-    def __init__(self, pid: int, duration_s: float, output: Path) -> None:
+
+class Profiler:
+    """py-spy record on every worker for a while, in background threads (started before wrk, joined after).
+
+    Every worker, because keep-alive connections can all land on one of them: profiling only the
+    first worker once gave 4 samples of sign-in while the other served every request.
+    """
+
+    MODES: tuple[tuple[str, tuple[str, ...]], ...] = (("active threads", ()), ("GIL holder", ("--gil",)))
+
+    def __init__(self, pids: list[int], duration_s: float, output: Path) -> None:
         py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
         if not Path(py_spy).exists():
             raise SystemExit(PY_SPY_HINT)
-        self._outputs = {"active threads": output, "GIL holder": output.with_suffix(".gil.txt")}
-        self._errors: dict[str, str] = {}
-        self._threads = [
-            threading.Thread(
-                target=self._record, args=(name, self._command(py_spy, pid, duration_s, path)), daemon=True
-            )
-            for name, path in self._outputs.items()
-        ]
+        self._output = output
+        self._errors: list[str] = []
+        self._files: dict[str, list[Path]] = {mode: [] for mode, _ in self.MODES}
+        self._threads = []
+        for mode, extra in self.MODES:
+            for pid in pids:
+                path = output.with_name(f"{output.stem}.{'gil' if extra else 'all'}.{pid}.txt")
+                self._files[mode].append(path)
+                command = [py_spy, "record", "--pid", str(pid), "--duration", str(max(1, round(duration_s)))]
+                command += ["--format", "raw", "--function", "--nonblocking", "--output", str(path), *extra]
+                self._threads.append(threading.Thread(target=self._record, args=(command,), daemon=True))
 
-    @staticmethod
-    def _command(py_spy: str, pid: int, duration_s: float, output: Path) -> list[str]:
-        command = [py_spy, "record", "--pid", str(pid), "--duration", str(max(1, round(duration_s)))]
-        command += ["--format", "raw", "--function", "--nonblocking", "--output", str(output)]
-        return [*command, "--gil"] if output.name.endswith(".gil.txt") else command
-
-    def _record(self, name: str, command: list[str]) -> None:
+    def _record(self, command: list[str]) -> None:
         completed = subprocess.run(command, capture_output=True, text=True, check=False)
         if completed.returncode != 0:
-            self._errors[name] = completed.stderr.strip()[-500:]
+            self._errors.append(completed.stderr.strip()[-500:])
 
     def start(self) -> None:
         """Begin sampling."""
@@ -119,15 +131,18 @@ class Profiler:
             thread.start()
 
     def report(self) -> str:
-        """Wait for py-spy to finish and format the top entries of both recordings."""
+        """Wait for py-spy to finish; the top entries of both recordings, all workers merged."""
         for thread in self._threads:
             thread.join()
         parts = []
-        for name, path in self._outputs.items():
-            collapsed = path.read_text() if path.exists() else ""
-            failed = f" (py-spy failed: {self._errors[name]})" if name in self._errors else ""
-            parts.append(summary(collapsed, f"py-spy, {name}{failed}"))
+        for mode, paths in self._files.items():
+            merged = merge([path.read_text() for path in paths if path.exists()])
+            for path in paths:
+                path.unlink(missing_ok=True)
+            self._output.with_name(f"{self._output.stem}.{mode.split()[0].lower()}.txt").write_text(merged)
+            parts.append(summary(merged, f"py-spy, {mode}, {len(paths)} workers"))
+        if self._errors:
+            parts.append("py-spy failed: " + " | ".join(self._errors))
         text = "\n\n".join(parts)
-        first = next(iter(self._outputs.values()))
-        first.with_suffix(".top.txt").write_text(text + "\n")
+        self._output.with_suffix(".top.txt").write_text(text + "\n")
         return text

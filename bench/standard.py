@@ -339,11 +339,11 @@ def _configuration(options: Options) -> str:
 def _profiler(
     options: Options, run_index: int, kind: str, workload: Workload, server: servers.Gunicorn
 ) -> Profiler | None:
-    """py-spy on the server's first worker during the workload's first keep-alive run, when asked for."""
+    """py-spy on the server's workers during the workload's first keep-alive run, when asked for."""
     if not (options.profile and run_index == 0 and kind == "keep-alive"):
         return None
     path = RESULTS_DIR / f"profile-{_slug(workload.name)}.txt"
-    return Profiler(server.worker_pids()[0], options.duration_s, path)
+    return Profiler(server.worker_pids(), options.duration_s, path)
 
 
 def _slug(name: str) -> str:

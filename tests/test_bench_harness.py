@@ -283,3 +283,8 @@ def test_profile_service_code_keeps_only_the_projects_own_frames() -> None:
     assert "bench" not in profile.PROJECT_DIRS and "tests" not in profile.PROJECT_DIRS
     assert profile.frame_dir("f (flask/app.py:1)") == "flask"
     assert profile.frame_dir("<module> (wsgi.py:3)") == ""
+
+
+def test_profiles_of_several_workers_merge_by_stack() -> None:
+    merged = profile.merge(["a;b 2\nc 1\n", "a;b 3\n"])
+    assert sorted(merged.splitlines()) == ["a;b 5", "c 1"]
