@@ -19,9 +19,9 @@ class Measured:
     pairings: dict[tuple[str, str], list[Pairing]] = field(default_factory=dict)
     shares: dict[tuple[str, str], list[dict[int, WorkerShare]]] = field(default_factory=dict)
     verify_ms: list[float] = field(default_factory=list)
-    # The serving server's largest worker VmHWM after each workload's first run: it only grows,
-    # so the workload after which it jumps is the one that raised it.
-    peak_rss_after_first_run: dict[str, float] = field(default_factory=dict)
+    # The serving server's largest worker VmHWM after the set-up and each workload's warm-up
+    # (its first run): VmHWM only grows, so the step after which it jumps is the one that raised it.
+    peak_rss_after: dict[str, float] = field(default_factory=dict)
 
     def add(self, key: tuple[str, str], result: WrkResult, shares: dict[int, WorkerShare]) -> None:
         """Record one run and which workers served it."""
@@ -42,8 +42,8 @@ def worker_lines(measured: Measured, workers: int) -> list[str]:
 
 
 def peak_rss_lines(measured: Measured) -> list[str]:
-    """`workload: N MiB` for the service server's peak worker RSS after each workload's first run."""
-    return [f"- after {name}: {mib:.1f} MiB" for name, mib in measured.peak_rss_after_first_run.items()]
+    """`- after <step>: N MiB` for the serving server's largest worker peak RSS after each step."""
+    return [f"- after {step}: {mib:.1f} MiB" for step, mib in measured.peak_rss_after.items()]
 
 
 def runs_document(measured: Measured) -> list[dict[str, Any]]:

@@ -189,8 +189,12 @@ def run(options: Options) -> dict[str, Any]:
             check_read_ceiling(started[CEILING_SERVER].base, started["app"].base, accounts)
             workloads = select(workloads, options.only)
             by_name = {w.name: w for w in workloads}
+            _note_peak_rss(measured, "set-up (sign-ups, listings checked)", started["app"])
             for workload in workloads:
+                # The warm-up is each workload's first run: the peak it leaves is the one it raised.
                 drive(workload, started[workload.server], "keep-alive", options, WARM_UP_SECONDS)
+                if not workload.is_ceiling:
+                    _note_peak_rss(measured, f"{workload.name} warm-up", started[workload.server])
             for run_index in range(options.runs):
                 for workload in workloads:
                     if workload.is_ceiling:
@@ -204,9 +208,6 @@ def run(options: Options) -> dict[str, Any]:
                             print(profiler.report(), flush=True)
                         key = (workload.name, kind)
                         measured.add(key, result, shares)
-                        if run_index == 0:
-                            peak = max(server.worker_peak_rss_mib().values(), default=0.0)
-                            measured.peak_rss_after_first_run[f"{workload.name} ({workload.server} server)"] = peak
                         if pairing is not None:
                             measured.pairings.setdefault(key, []).append(pairing)
                         print(
@@ -244,7 +245,7 @@ def run(options: Options) -> dict[str, Any]:
         "targets": lines,
         "worker_rss_mib": memory,
         "worker_peak_rss_mib": peaks,
-        "worker_peak_rss_mib_after_first_run": measured.peak_rss_after_first_run,
+        "worker_peak_rss_mib_after": measured.peak_rss_after,
         "filesystem_cache_bytes": cache_bytes,
         "redis_used_memory_bytes": redis_bytes,
         "cache_bound_bytes": CACHE_BOUND_BYTES,
@@ -269,7 +270,7 @@ def run(options: Options) -> dict[str, Any]:
     print("\n".join(runs.worker_lines(measured, servers.WORKERS)))
     print()
     print(report.format_checks(lines))
-    print("Largest worker peak RSS (VmHWM) of the serving server after each workload's first run:")
+    print("Largest worker peak RSS (VmHWM) of the serving server after the set-up and each warm-up run:")
     print("\n".join(runs.peak_rss_lines(measured)))
     if measured.verify_ms:
         verify_ms = statistics.median(measured.verify_ms)
@@ -334,6 +335,12 @@ def _configuration(options: Options) -> str:
     threads = f" x {threads_text} threads" if worker_class == "gthread" else ""
     cache = "REDIS_URL (redis cache)" if options.redis else "filesystem cache on /dev/shm"
     return f"{servers.WORKERS} {worker_class} workers{threads}, {cache}"
+
+
+def _note_peak_rss(measured: runs.Measured, after: str, server: servers.Gunicorn) -> None:
+    """Record the server's largest worker peak RSS so far (VmHWM only grows)."""
+    peak = max(server.worker_peak_rss_mib().values(), default=0.0)
+    measured.peak_rss_after[f"{after} ({server.name} server)"] = peak
 
 
 def _profiler(
