@@ -68,6 +68,7 @@ def access_fields(resp: Any, environ: dict[str, Any], request_time: timedelta) -
         "duration_ms": round(request_time.total_seconds() * 1000, 3),
         "bytes": getattr(resp, "sent", None),
         "client": environ.get("REMOTE_ADDR"),
+        "client_port": environ.get("REMOTE_PORT"),
         "user_agent": environ.get("HTTP_USER_AGENT", "")[:MAX_USER_AGENT] or None,
     }
     for name, value in resp.headers:
