@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from flask import Flask, Response, g, json
+from flask import Flask, Response, current_app, g, request
 from flask_jwt_extended import JWTManager
 from flask_jwt_extended.exceptions import JWTExtendedException
 from flask_limiter.errors import RateLimitExceeded
@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
+from blueprints.middleware.body_limit import CLOSE_CONNECTION
 from blueprints.middleware.request_id import request_id
 from extensions import limiter
 from services.errors import (
@@ -69,10 +70,14 @@ class AuthenticationError(ApiError):
         super().__init__(401, message)
 
 
+def json_response(body: object, status: int, headers: Mapping[str, str] | None = None) -> Response:
+    """A JSON response encoded like every other body of the app (compact, keys in the order given)."""
+    return Response(current_app.json.dumps(body), status=status, headers=headers, mimetype="application/json")
+
+
 def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
     """`{"error": message}` with the given status; 401s always carry the Bearer challenge."""
-    response = Response(json.dumps({"error": message}), status=status, mimetype="application/json")
-    response.headers.update(headers or {})
+    response = json_response({"error": message}, status, headers)
     if status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
     return response
@@ -92,8 +97,7 @@ def validation_response(messages: Any, location: str | None = None) -> Response:
         ]
     else:
         extra = list(_flatten(messages, location or "body"))
-    body = {"status_code": 422, "error": "Validation error", "extra": extra}
-    return Response(json.dumps(body), status=422, mimetype="application/json")
+    return json_response({"status_code": 422, "error": "Validation error", "extra": extra}, 422)
 
 
 def _flatten(messages: Any, prefix: str) -> Iterator[str]:
@@ -115,7 +119,8 @@ def _handle_http_exception(error: HTTPException) -> Response:
     headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
     status = error.code or 500
     if status == 413:
-        headers["Connection"] = "close"
+        # The rest of an oversized body may still be on its way: the server closes the connection.
+        request.environ[CLOSE_CONNECTION] = True
     return error_response(status, error.description or error.name, headers)
 
 

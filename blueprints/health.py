@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Response, json
+from flask import Response
 from marshmallow import Schema, fields
 
-from blueprints.errors import RETRY_AFTER_SECONDS
+from blueprints.errors import RETRY_AFTER_SECONDS, json_response
 from blueprints.openapi import Blueprint
 from blueprints.schemas import ErrorSchema
 from dependencies import readiness_checks
@@ -41,10 +41,6 @@ class NotReadySchema(ErrorSchema):
     checks = fields.Nested(ChecksSchema, required=True)
 
 
-def _json(body: object, status: int, headers: dict[str, str]) -> Response:
-    return Response(json.dumps(body), status=status, mimetype="application/json", headers=headers)
-
-
 @blp.route("/healthz", methods=["GET"])
 @blp.response(200, AliveSchema)
 def healthz() -> Response:
@@ -52,7 +48,7 @@ def healthz() -> Response:
 
     No I/O at all: a database or Redis outage must not get healthy processes restarted.
     """
-    return _json({"status": "alive"}, 200, NO_STORE)
+    return json_response({"status": "alive"}, 200, NO_STORE)
 
 
 @blp.route("/readyz", methods=["GET"])
@@ -66,6 +62,6 @@ def readyz() -> Response:
     probes = readiness_checks()
     checks = probes.checks()
     if probes.all_ok(checks):
-        return _json({"status": "ready", "checks": checks}, 200, NO_STORE)
+        return json_response({"status": "ready", "checks": checks}, 200, NO_STORE)
     body = {"error": "Service not ready", "checks": checks}
-    return _json(body, 503, {**NO_STORE, "Retry-After": RETRY_AFTER_SECONDS})
+    return json_response(body, 503, {**NO_STORE, "Retry-After": RETRY_AFTER_SECONDS})

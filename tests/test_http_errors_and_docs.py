@@ -145,3 +145,12 @@ def test_openapi_declares_each_operations_responses_and_no_catch_all(client: Fla
                 response = spec["components"]["responses"][response["$ref"].rsplit("/", 1)[-1]]
             if status != "200":
                 assert "application/json" in response["content"], (path, method, status)
+
+
+def test_every_body_is_compact_and_keeps_the_contracts_key_order(client: FlaskClient) -> None:
+    missing = client.get("/api/v1/posts/get_my_posts")
+    assert missing.data == b'{"error":"Not authenticated"}'
+    invalid = client.post("/api/v1/auth/sign_up", json={"email_address": "x"})
+    assert invalid.status_code == 422
+    assert invalid.data.startswith(b'{"status_code":422,"error":"Validation error","extra":[')
+    assert b": " not in client.get("/").data and b", " not in client.get("/").data

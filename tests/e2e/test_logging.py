@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -156,6 +157,10 @@ def test_the_dev_server_writes_readable_lines_with_one_timestamp_and_no_colour(t
                 time.sleep(0.1)
         assert requests.get(base + "/?token=dev-s3cret", timeout=TIMEOUT).status_code == 200
         assert requests.get(base + "/nowhere", timeout=TIMEOUT).status_code == 404
+        # A 413 announces the close once: the server says it, the app sends no hop-by-hop header.
+        head = _raw_oversized_post_head(port)
+        assert head.startswith(b"HTTP/1.1 413"), head
+        assert head.lower().count(b"\r\nconnection:") == 1, head
     finally:
         process.send_signal(signal.SIGINT)
         try:
@@ -172,3 +177,20 @@ def test_the_dev_server_writes_readable_lines_with_one_timestamp_and_no_colour(t
         assert len(matching) == 1, output
         # One timestamp, ours: werkzeug's own "- - [date]" is gone.
         assert re.fullmatch(rf"{stamp} INFO    werkzeug 127\.0\.0\.1 {request_line} -", matching[0]), matching[0]
+
+
+def _raw_oversized_post_head(port: int) -> bytes:
+    """The head of the answer to a body declared over 1 MiB (sent in part: the server refuses it unread)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
+        sock.sendall(
+            f"POST {ADD} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {2 * 1024 * 1024}\r\n\r\n".encode()
+            + b"x" * 1024
+        )
+        received = b""
+        while b"\r\n\r\n" not in received:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            received += chunk
+    return received.split(b"\r\n\r\n", 1)[0] + b"\r\n"
