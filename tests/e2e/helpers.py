@@ -8,7 +8,9 @@ import json
 import re
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,3 +144,12 @@ def raw_post(
 def access_log(text: str) -> list[tuple[int, str, str, int]]:
     """(worker pid, method, path, status) of each access-log line, in order (see ACCESS_LOG_FORMAT)."""
     return [(int(pid), method, path, int(status)) for pid, method, path, status in _ACCESS_LINE.findall(text)]
+
+
+def wait_for_every_worker(server: LiveServer, workers: int = WORKERS, within: float = 30.0) -> None:
+    """Until each worker has served a request: the first one up would otherwise take a short burst alone."""
+    deadline = time.monotonic() + within
+    while len({pid for pid, *_ in access_log(server.log())}) < workers:
+        assert time.monotonic() < deadline, server.log_tail()
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(lambda _: requests.get(server.base + "/", headers=CLOSE, timeout=TIMEOUT), range(workers)))
