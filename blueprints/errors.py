@@ -2,7 +2,7 @@
 
 `DOMAIN_ERRORS` is the table from the service layer's refusals to HTTP; the handlers below cover
 the rest: Werkzeug's HTTP errors, schema mismatches (422), rate limits (429), tokens (401 from
-flask-jwt-extended's loaders), an unreachable database (503) and anything unexpected (500).
+flask-jwt-extended's loaders), an unreachable or unmigrated database (503) and anything unexpected (500).
 """
 
 from __future__ import annotations
@@ -19,13 +19,14 @@ from flask_jwt_extended.exceptions import JWTExtendedException
 from flask_limiter.errors import RateLimitExceeded
 from jwt import PyJWTError
 from marshmallow import ValidationError
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
 from blueprints.middleware.body_limit import CLOSE_CONNECTION
 from blueprints.middleware.request_id import request_id
 from extensions import limiter
+from repositories.schema import UPGRADE_COMMAND, is_missing_schema, missing_schema_cause
 from services.errors import (
     EmailTakenError,
     InvalidCredentialsError,
@@ -49,6 +50,7 @@ DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
 
 RETRY_AFTER_SECONDS = "5"
 TOO_MANY_ATTEMPTS = "Too many attempts, try again later"
+SCHEMA_NOT_MIGRATED = f"Database schema is not migrated: run `{UPGRADE_COMMAND}`"
 # webargs names locations after the request part; FastAPI clients expect these names.
 LOCATION_NAMES = {"json": "body", "form": "body", "headers": "header"}
 
@@ -154,7 +156,22 @@ def _handle_database_down(error: Exception) -> Response:
     return error_response(503, "Database unavailable, retry later", {"Retry-After": RETRY_AFTER_SECONDS})
 
 
+def _handle_schema_not_migrated(error: DBAPIError) -> Response:
+    g.error_type = type(error).__name__
+    log.error(
+        "database schema not migrated (%s: %s); run `%s` (request %s)",
+        type(error).__name__,
+        missing_schema_cause(error),
+        UPGRADE_COMMAND,
+        request_id(),
+    )
+    return error_response(503, SCHEMA_NOT_MIGRATED, {"Retry-After": RETRY_AFTER_SECONDS})
+
+
 def _handle_dbapi_error(error: DBAPIError) -> Response:
+    # A missing table is no outage: say what is wrong, or operators chase a healthy database.
+    if isinstance(error, OperationalError | ProgrammingError) and is_missing_schema(error):
+        return _handle_schema_not_migrated(error)
     if error.connection_invalidated or isinstance(error, OperationalError):
         return _handle_database_down(error)
     return _handle_unexpected(error)

@@ -22,9 +22,23 @@ class AliveSchema(Schema):
 
 
 class ChecksSchema(Schema):
-    """One entry per dependency: "ok" or "unavailable"."""
+    """One entry per dependency: "ok" when it is usable, otherwise what is wrong with it."""
 
-    database = fields.String(required=True, metadata={"example": "ok"})
+    database = fields.String(
+        required=True, metadata={"example": "ok", "enum": ["ok", "unavailable"], "description": "SELECT 1 answers"}
+    )
+    schema = fields.String(
+        required=True,
+        metadata={
+            "example": "ok",
+            "enum": ["ok", "not migrated", "unknown revision", "unavailable"],
+            "description": (
+                "The database's Alembic revision against this release's head. `not migrated`: empty or behind, "
+                "run `alembic upgrade head`; `unknown revision`: migrated by a newer release; `unavailable`: "
+                "the database cannot be asked."
+            ),
+        },
+    )
     redis = fields.String(metadata={"example": "ok", "description": "present only when REDIS_URL is set"})
 
 
@@ -53,11 +67,12 @@ def healthz() -> Response:
 
 @blp.route("/readyz", methods=["GET"])
 @blp.response(200, ReadySchema)
-@blp.alt_response(503, schema=NotReadySchema, description="A dependency is unreachable")
+@blp.alt_response(503, schema=NotReadySchema, description="A dependency is unreachable or the schema is not migrated")
 def readyz() -> Response:
-    """Readiness: the database (and Redis, when configured) answer
+    """Readiness: the database answers, its schema is migrated, and Redis (when configured) answers
 
     Each check is bounded by a timeout of a few seconds; a failing one gives 503 with `Retry-After`.
+    An unmigrated database is `"schema": "not migrated"`: run `alembic upgrade head`.
     """
     probes = readiness_checks()
     checks = probes.checks()

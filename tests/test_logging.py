@@ -191,6 +191,7 @@ def test_access_fields_redact_the_query_and_carry_the_request_id() -> None:
         "RAW_URI": f"/api/v1/posts/get_my_posts?limit=2&access_token={JWT}&password=hunter2",
         "PATH_INFO": "/api/v1/posts/get_my_posts",
         "REMOTE_ADDR": "203.0.113.9",
+        "REMOTE_PORT": "51234",
         "HTTP_USER_AGENT": "curl/8",
     }
     response = _GunicornResponse("200 OK", [("Content-Type", "application/json"), ("X-Request-ID", "abc")], 42)
@@ -202,6 +203,7 @@ def test_access_fields_redact_the_query_and_carry_the_request_id() -> None:
         "duration_ms": 1.5,
         "bytes": 42,
         "client": "203.0.113.9",
+        "client_port": "51234",
         "user_agent": "curl/8",
         "request_id": "abc",
     }

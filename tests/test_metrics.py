@@ -110,7 +110,7 @@ def test_nothing_is_counted_per_request_when_metrics_are_off(make_app: MakeApp) 
 
 
 def test_rate_limit_refusals_are_counted_by_route(make_app: MakeApp) -> None:
-    client = make_app(rate_limit_sign_in_failures="1 per 15 minutes").test_client()
+    client = make_app(rate_limit_sign_in_failures="1 per 15 minutes").test_client(use_cookies=False)
     email = f"limited-{uuid.uuid4().hex[:8]}@example.com"
     _sign_up(client, email)
     before = sample("posts_api_rate_limit_refusals_total", endpoint=SIGN_IN)

@@ -1,4 +1,8 @@
-"""Rate limits on sign-up and sign-in: failed sign-ins per account, attempts per client address."""
+"""Rate limits on sign-up and sign-in: failed sign-ins per account, attempts per client address.
+
+Every client here keeps no cookies, so none is a trusted device (tests/test_device_cookies.py):
+these are the limits as every client without a device cookie meets them.
+"""
 
 from __future__ import annotations
 
@@ -28,13 +32,13 @@ MakeClient = Callable[..., FlaskClient]
 
 @pytest.fixture
 def make_client(settings: Settings) -> Iterator[MakeClient]:
-    """Factory: a client of an app built with setting overrides (one app per test); tables emptied after."""
+    """Factory: a cookie-less client of an app built with setting overrides (one app per test); tables emptied after."""
     apps: list[Flask] = []
 
     def make(**overrides: Any) -> FlaskClient:
         application = create_app(load_settings({}, **{**settings.model_dump(), **overrides}))
         apps.append(application)
-        return application.test_client()
+        return application.test_client(use_cookies=False)
 
     yield make
     for application in apps:

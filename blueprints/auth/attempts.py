@@ -32,14 +32,22 @@ def account_fingerprint(email_address: str) -> str:
         normalized = normalize_email(email_address)
     except InvalidEmailError:
         normalized = email_address.strip().lower()
-    key = _fingerprint_key(current_app.config["JWT_SECRET_KEY"])
+    key = derived_key("account-fingerprint")
     return hmac.new(key, normalized.encode(), hashlib.sha256).hexdigest()[:32]
 
 
-@lru_cache(maxsize=4)
-def _fingerprint_key(signing_key: str) -> bytes:
-    """Derived from the signing key, not the key itself: one key, one purpose."""
-    return hashlib.sha256(b"account-fingerprint:" + signing_key.encode()).digest()
+def derived_key(purpose: str) -> bytes:
+    """A key for one purpose, derived from the app's signing key: one key, one purpose.
+
+    The fingerprints and the device cookies never use the JWT signing key itself, nor each
+    other's key; rotating JWT_SECRET_KEY rotates them all.
+    """
+    return _derive(purpose, current_app.config["JWT_SECRET_KEY"])
+
+
+@lru_cache(maxsize=8)
+def _derive(purpose: str, signing_key: str) -> bytes:
+    return hashlib.sha256(purpose.encode() + b":" + signing_key.encode()).digest()
 
 
 def attempted_account() -> str:

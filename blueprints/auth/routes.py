@@ -10,7 +10,8 @@ from flask_jwt_extended import jwt_required
 from marshmallow import ValidationError
 
 from blueprints.auth.attempts import FORM_TYPES
-from blueprints.auth.limits import limit_auth_per_address, limit_sign_in_failures
+from blueprints.auth.devices import COOKIE_NAME, remember_device
+from blueprints.auth.limits import limit_auth_per_address, limit_device_sign_in_failures, limit_sign_in_failures
 from blueprints.auth.schemas import (
     AccessTokenSchema,
     AccountDeletedSchema,
@@ -49,8 +50,33 @@ REFRESH_TOKEN_HEADER = {
 }
 
 
+DEVICE_COOKIE = {
+    "in": "cookie",
+    "name": COOKIE_NAME,
+    "required": False,
+    "schema": {"type": "string"},
+    "description": (
+        "The device cookie a successful sign-in or sign-up on this client set. With it, this client "
+        "has its own failed-sign-in limit and is not locked out by other clients' failures. Browsers "
+        "send it by themselves; an invalid, expired or other account's cookie is ignored."
+    ),
+}
+
+SET_DEVICE_COOKIE = {
+    "Set-Cookie": {
+        "description": (
+            f"`{COOKIE_NAME}=...; Path=/api/v1/auth; HttpOnly; SameSite=Strict` (plus `Secure` over HTTPS): "
+            "the device cookie, valid for 90 days by default (DEVICE_COOKIE_DAYS)."
+        ),
+        "schema": {"type": "string"},
+    }
+}
+
+
 def _user_with_tokens(user: User) -> dict[str, Any]:
+    """The account and a fresh token pair; the client becomes a trusted device of this account."""
     g.user_id = user.id  # for the audit log
+    remember_device(user.email_address)
     return {**user.model_dump(), **issue_tokens(user.id)}
 
 
@@ -65,7 +91,7 @@ def _refresh_claims() -> dict[str, Any]:
 @blp.route("/sign_up", methods=["POST"])
 @limit_auth_per_address
 @blp.arguments(SignUpSchema)
-@blp.response(200, UserWithTokensSchema)
+@blp.response(200, UserWithTokensSchema, headers=SET_DEVICE_COOKIE)
 @errors(blp, 400, 413, 429, 503)
 def sign_up(payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     """Create an account
@@ -85,19 +111,24 @@ def sign_up(payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
             "application/x-www-form-urlencoded": {"schema": SignInFormSchema},
             "application/json": {"schema": SignInJsonSchema},
         },
-    }
+    },
+    parameters=[DEVICE_COOKIE],
 )
-@blp.response(200, UserWithTokensSchema)
+@blp.response(200, UserWithTokensSchema, headers=SET_DEVICE_COOKIE)
 @errors(blp, 401, 413, 422, 429, 503)
 @limit_auth_per_address
 @limit_sign_in_failures
+@limit_device_sign_in_failures
 def sign_in() -> tuple[dict[str, Any], dict[str, str]]:
     """Sign in with email and password
 
     Send an OAuth2 password-flow form (`username` is the email) or JSON
     `{"email_address", "password"}`. Unknown email and wrong password get the same 401.
     After too many failed attempts on one account (default 5 in 15 minutes) every attempt on
-    it gets 429 with `Retry-After` until the window passes, even with the right password.
+    it gets 429 with `Retry-After` until the window passes, even with the right password,
+    except from a client that signed in to the account before and sends the device cookie
+    it got then: such a client has its own limit (default 5 failures in 15 minutes), so
+    other clients' failures never lock it out.
     """
     email, password = _credentials()
     user = account_service().sign_in(email, password)
@@ -149,6 +180,7 @@ def sign_out() -> tuple[dict[str, str], dict[str, str]]:
 @blp.route("/change_password", methods=["POST"])
 @jwt_required()
 @limit_sign_in_failures
+@limit_device_sign_in_failures
 @blp.arguments(ChangePasswordSchema)
 @blp.response(200, PasswordChangedSchema)
 @blp.doc(security=BEARER_SECURITY)
@@ -170,6 +202,7 @@ def change_password(payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, 
 @blp.route("/account", methods=["DELETE"])
 @jwt_required()
 @limit_sign_in_failures
+@limit_device_sign_in_failures
 @blp.arguments(DeleteAccountSchema)
 @blp.response(200, AccountDeletedSchema)
 @blp.doc(security=BEARER_SECURITY)

@@ -33,6 +33,8 @@ from dependencies import session_service
 ISSUED_AT_US_CLAIM = "iat_us"
 TOKEN_TYPES = ("access", "refresh")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# 9999-12-31T23:59:59Z, the last second a datetime holds.
+LATEST_TIME = 253_402_300_799
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -61,12 +63,15 @@ def issue_access_token(user_id: uuid.UUID) -> str:
     return token
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def _is_time(value: object, scale: int = 1) -> bool:
+    """A JSON number (never a bool or a numeric string) between 1970 and the end of year 9999, in 1/scale s.
 
-
-def _is_whole_number(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    NaN and infinities (Python's JSON reads them) and times no datetime can hold are malformed,
+    not merely expired or immature.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return 0 <= value <= LATEST_TIME * scale  # False for NaN too
 
 
 def _names_a_user(subject: object) -> bool:
@@ -83,16 +88,20 @@ def check_token_shape(_header: dict[str, Any], claims: dict[str, Any]) -> str:
     """decode_key_loader: the signing key, once the token's claims have the contract's shape.
 
     flask-jwt-extended does not require `exp`, fills in a missing type as "access", and PyJWT
-    accepts numeric strings as times; a token with any of these defects is refused here with
-    the library's own JWTDecodeError (401). Run on the unverified claims, it can only refuse.
+    accepts numeric strings, booleans and times past year 9999; a token with any of these
+    defects is refused here with the library's own JWTDecodeError (401). Run on the unverified
+    claims, it can only refuse.
     """
+    issued_us = claims.get(ISSUED_AT_US_CLAIM, 0)
     well_formed = (
-        _is_number(claims.get("exp"))
-        and _is_number(claims.get("iat"))
-        and ("nbf" not in claims or _is_number(claims["nbf"]))
-        and claims.get("type") in TOKEN_TYPES
+        _is_time(claims.get("exp"))
+        and _is_time(claims.get("iat"))
+        and ("nbf" not in claims or _is_time(claims["nbf"]))
+        and isinstance(claims.get("type"), str)
+        and claims["type"] in TOKEN_TYPES
         and _names_a_user(claims.get("sub"))
-        and (ISSUED_AT_US_CLAIM not in claims or _is_whole_number(claims[ISSUED_AT_US_CLAIM]))
+        and isinstance(issued_us, int)
+        and _is_time(issued_us, scale=1_000_000)
     )
     if not well_formed:
         raise JWTDecodeError("Invalid token")

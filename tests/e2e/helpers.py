@@ -7,8 +7,10 @@ import http.client
 import json
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -179,3 +181,12 @@ def insert_unreadable_post(database_url: str, user_id: str) -> None:
             )
     finally:
         engine.dispose()
+
+
+def wait_for_every_worker(server: LiveServer, workers: int = WORKERS, within: float = 30.0) -> None:
+    """Until each worker has served a request: the first one up would otherwise take a short burst alone."""
+    deadline = time.monotonic() + within
+    while len({pid for pid, *_ in access_log(server.log())}) < workers:
+        assert time.monotonic() < deadline, server.log_tail()
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(lambda _: requests.get(server.base + "/", headers=CLOSE, timeout=TIMEOUT), range(workers)))

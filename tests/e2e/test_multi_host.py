@@ -118,7 +118,11 @@ def test_redis_outage_falls_back_to_the_database_and_recovers(
     median, worst = sorted(timings)[len(timings) // 2], max(timings)
     print(f"listing with Redis stopped: median {median * 1000:.0f} ms, max {worst * 1000:.0f} ms")
     ready = requests.get(first.base + "/readyz", headers=CLOSE, timeout=TIMEOUT)
-    assert ready.status_code == 503 and ready.json()["checks"] == {"database": "ok", "redis": "unavailable"}
+    assert ready.status_code == 503 and ready.json()["checks"] == {
+        "database": "ok",
+        "schema": "ok",
+        "redis": "unavailable",
+    }
 
     redis_server.start()  # empty (no persistence), same port; gunicorn is not restarted
     _eventually(
