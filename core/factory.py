@@ -27,6 +27,7 @@ from core.request_id import echo_request_id
 from core.tokens import jwt_config
 from core.wiring import PASSWORDS_KEY, SETTINGS_KEY
 from services.passwords import Passwords
+from serving.offload import offload
 
 API_VERSION = "1.0.0"
 
@@ -39,7 +40,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json = StrictJSONProvider(app)
     app.config.update(_flask_config(settings))
     app.config.update(jwt_config(settings))
-    app.extensions[PASSWORDS_KEY] = Passwords()
+    # Under gunicorn's gevent worker, hashing runs on a few native threads, not on the hub.
+    app.extensions[PASSWORDS_KEY] = Passwords(run=offload())
     app.extensions[SETTINGS_KEY] = settings
 
     app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, MAX_BODY_BYTES)  # type: ignore[method-assign]
