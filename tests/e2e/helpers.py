@@ -8,6 +8,7 @@ import json
 import re
 import socket
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -144,3 +145,55 @@ def raw_post(
 def access_log(text: str) -> list[tuple[int, str, str, int]]:
     """(worker pid, method, path, status) of each access-log line, in order (see ACCESS_LOG_FORMAT)."""
     return [(int(pid), method, path, int(status)) for pid, method, path, status in _ACCESS_LINE.findall(text)]
+
+
+@dataclass
+class WireResponse:
+    """One response read off a raw socket: status, headers (lower-case names) and body."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        return json.loads(self.body)
+
+
+def read_response(sock: socket.socket) -> WireResponse:
+    """Read exactly one Content-Length-framed response from `sock` (nothing after it)."""
+    head = b""
+    while b"\r\n\r\n" not in head:
+        data = sock.recv(1)
+        if not data:
+            raise ConnectionError(f"connection closed before a complete response head: {head!r}")
+        head += data
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines:
+        if line:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+    body = b""
+    length = int(headers.get("content-length", "0"))
+    while len(body) < length:
+        data = sock.recv(length - len(body))
+        if not data:
+            raise ConnectionError(f"connection closed after {len(body)} of {length} body bytes")
+        body += data
+    return WireResponse(int(status_line.split()[1]), headers, body)
+
+
+def closed_by_server(sock: socket.socket, within: float) -> bool:
+    """True when the server closes `sock` (EOF or reset) within `within` seconds; bytes it sends are dropped."""
+    deadline = time.monotonic() + within
+    while (remaining := deadline - time.monotonic()) > 0:
+        sock.settimeout(remaining)
+        try:
+            if not sock.recv(65536):
+                return True
+        except TimeoutError:
+            return False
+        except OSError:
+            return True
+    return False
