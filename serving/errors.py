@@ -58,11 +58,6 @@ class ErrorPage:
     reason: str
     body: bytes
 
-    @property
-    def client_error(self) -> bool:
-        """True when the request was at fault (4xx), False for a server fault."""
-        return 400 <= self.status < 500
-
     def http_bytes(self) -> bytes:
         """The whole HTTP/1.1 response; the connection closes after it."""
         head = (
@@ -81,6 +76,13 @@ def status_for(exc: BaseException) -> int:
         if isinstance(exc, classes):
             return status
     return 500
+
+
+def blamed_on_client(exc: BaseException) -> bool:
+    """True for a refused request (logged as a warning), False for a fault of the server or app."""
+    if isinstance(exc, (InvalidResponseHeader, InvalidResponseHeaderName)):
+        return False
+    return isinstance(exc, (ParseException, SSLError))
 
 
 def error_page(status: int) -> ErrorPage:

@@ -29,11 +29,12 @@ from typing import Any
 
 import gevent
 from gunicorn import util
+from gunicorn.http.message import Request
 from gunicorn.http.wsgi import Response, default_environ
 from gunicorn.workers.ggevent import GeventWorker
 
 from serving.connection import CLOSE_CONNECTION, HonestConnections
-from serving.errors import error_page, status_for
+from serving.errors import blamed_on_client, error_page, status_for
 
 DEFAULT_BODY_TIMEOUT_SECONDS = 15.0
 # Closing after a response: how long and how much to keep reading what the client still sends
@@ -91,12 +92,13 @@ class Worker(GeventWorker):  # type: ignore[misc]  # gunicorn ships no type hint
         """Answer gunicorn's own refusals (malformed or oversized requests) with a JSON error, then close."""
         page = error_page(status_for(exc))
         ip = addr[0] if addr else ""
-        if page.client_error:
+        if blamed_on_client(exc):
             self.log.warning("Invalid request from ip=%s: %s", ip, exc)
         else:
             self.log.exception("Error handling request")
+        # Header errors carry the request they belong to (for the access log); others a string.
         req = req if req is not None else getattr(exc, "req", None)
-        if req is not None:
+        if isinstance(req, Request):
             environ = default_environ(req, client, self.cfg)
             environ["REMOTE_ADDR"] = ip
             response = Response(req, client, self.cfg)
