@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 import shutil
 import statistics
@@ -203,22 +204,38 @@ def _wrk(server: servers.Gunicorn, path: str, script: str, args: list[str], dura
     return run_wrk(server.base + path, script, args, duration_s=duration_s, connections=16, threads=2)
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system, all threads) the processes have used so far."""
+    total = 0
+    for pid in pids:
+        # Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def measure_throughput(ctx: Context) -> Section:
     """wrk, 16 keep-alive connections; models interleaved in every run; medians and ratios to gthread."""
     results: dict[tuple[str, str], list[WrkResult]] = {}
     ratios: dict[tuple[str, str], list[float]] = {}
+    per_cpu: dict[tuple[str, str], list[float]] = {}
     for run_index in range(ctx.options.runs):
         for name, path, script, args in _workloads(ctx):
             round_results: dict[str, WrkResult] = {}
             for model, server in ctx.servers.items():
                 _wrk(server, path, script, args, 1.0)  # warm-up
+                pids = server.worker_pids()
+                cpu_before = cpu_seconds(pids)
                 result = _wrk(server, path, script, args, ctx.options.duration_s)
+                cpu = cpu_seconds(pids) - cpu_before
                 round_results[model] = result
                 results.setdefault((name, model), []).append(result)
+                per_cpu.setdefault((name, model), []).append(result.requests / cpu if cpu else math.nan)
                 print(
                     f"  run {run_index + 1}/{ctx.options.runs} {name:<15} {model:<8} {result.rps:8.0f} req/s "
                     f"p50 {result.p50_ms:7.1f} ms p99 {result.p99_ms:8.1f} ms "
-                    f"non-2xx {result.non_2xx} socket errors {result.socket_errors}",
+                    f"non-2xx {result.non_2xx} socket errors {result.socket_errors}  "
+                    f"workers' CPU {cpu:.1f} s ({result.requests / cpu if cpu else math.nan:,.0f} req per CPU-s)",
                     flush=True,
                 )
                 if name == "add-post":

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from werkzeug.exceptions import RequestTimeout
 
-from serving.errors import error_page
+from serving.errors import MESSAGES, error_page
 
 # Set by the worker around each request: closes the connection after this response.
 CLOSE_CONNECTION: ContextVar[Callable[[], None]] = ContextVar("serving_close_connection")
@@ -42,7 +42,7 @@ _NOTHING: Any = object()
 class BodyTimeout(RequestTimeout):
     """The request body did not arrive within the deadline (408; the connection is closed)."""
 
-    description = error_page(408).body.decode()
+    description = MESSAGES[408]
 
 
 class _Input(Protocol):

@@ -7,8 +7,14 @@ whole duration. `offload()` returns a runner that, when the process is monkey-pa
 gevent, runs the call on a small pool of native threads (gevent's ThreadPool) while the calling
 greenlet waits cooperatively; elsewhere (gthread, `flask run`, tests) it simply calls it.
 
-The pool is small on purpose: each argon2 hash holds 19 MiB, and the machine has few cores, so
-at most `HASH_THREADS` hashes run at once per worker and further sign-ins queue for a slot.
+Two bounds per worker:
+
+- `HASH_THREADS` (2) hashes run at once: each holds 19 MiB, and the machine has few cores.
+- `HASH_IN_FLIGHT` (8) calls running or waiting; one more is refused at once with 503 and
+  `Retry-After: 1`. The failed-sign-in limit checks an attempt before its hash and counts it
+  after, so every attempt already waiting when the limit fills still gets its answer. gthread
+  bounded those by its threads (4 per worker); without this bound a burst of a thousand
+  concurrent guesses would all pass the check before the first failure was counted.
 """
 
 from __future__ import annotations
@@ -17,28 +23,48 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from werkzeug.exceptions import ServiceUnavailable
+
 from services.passwords import BlockingRunner, run_here
 
 T = TypeVar("T")
 
 HASH_THREADS = 2
+HASH_IN_FLIGHT = 8
+BUSY_MESSAGE = "Server busy, retry later"
 
 
 class ThreadOffload:
-    """Runs calls on a gevent ThreadPool of native threads, created on first use (after the fork)."""
+    """Runs calls on a gevent ThreadPool of native threads (made on first use, after the fork), boundedly."""
 
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int, max_in_flight: int) -> None:
         self._threads = threads
+        self._max_in_flight = max_in_flight
+        self._in_flight = 0
         self._pool: Any = None
 
     def __call__(self, call: Callable[[], T]) -> T:
-        """Run the call on a pool thread; this greenlet yields to the others until it is done."""
+        """Run the call on a pool thread while this greenlet yields; 503 when too many already wait."""
+        # Greenlets of one worker share one OS thread and switch only while waiting below, so
+        # this check and increment cannot interleave with another greenlet's.
+        if self._in_flight >= self._max_in_flight:
+            raise ServiceUnavailable(BUSY_MESSAGE, retry_after=1)
         if self._pool is None:
             from gevent.threadpool import ThreadPool
 
             self._pool = ThreadPool(self._threads)
-        result: T = self._pool.apply(call)
+        self._in_flight += 1
+        try:
+            result: T = self._pool.apply(call)
+        finally:
+            self._in_flight -= 1
         return result
+
+    def close(self) -> None:
+        """Stop the pool's threads (a worker never needs to: they end with the process)."""
+        if self._pool is not None:
+            self._pool.kill()
+            self._pool = None
 
 
 def gevent_is_active() -> bool:
@@ -47,6 +73,6 @@ def gevent_is_active() -> bool:
     return bool(monkey is not None and monkey.is_module_patched("threading"))
 
 
-def offload(threads: int = HASH_THREADS) -> BlockingRunner:
+def offload(threads: int = HASH_THREADS, max_in_flight: int = HASH_IN_FLIGHT) -> BlockingRunner:
     """The runner for blocking calls in this process: a native thread pool under gevent, else inline."""
-    return ThreadOffload(threads) if gevent_is_active() else run_here
+    return ThreadOffload(threads, max_in_flight) if gevent_is_active() else run_here
