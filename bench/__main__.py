@@ -21,7 +21,9 @@ def main() -> None:
     parser.add_argument("--keep-alive-only", action="store_true", help="skip the fresh-connection runs")
     parser.add_argument("--profile", action="store_true", help="py-spy one worker in each workload's first run")
     parser.add_argument(
-        "--gunicorn-threads", type=int, help="GUNICORN_THREADS for every server (default: gunicorn.conf.py's)"
+        "--gunicorn-args",
+        default="",
+        help="extra gunicorn flags for every server, e.g. '-k gthread --threads 4' (GUNICORN_CMD_ARGS)",
     )
     parser.add_argument("--label", default="", help="name of the results files (default: a timestamp)")
     options = parser.parse_args()
@@ -40,7 +42,7 @@ def main() -> None:
             kinds=("keep-alive",) if options.keep_alive_only else tuple(standard.CONNECTION_KINDS),
             label=options.label,
             profile=options.profile,
-            gunicorn_threads=options.gunicorn_threads,
+            gunicorn_args=options.gunicorn_args,
         )
     )
 

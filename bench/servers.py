@@ -25,7 +25,16 @@ STOP_TIMEOUT = 45.0
 # Limits of another branch, set so their cost is measured but they never answer 429.
 UNLIMITED = "1000000 per minute"
 # Variables of the caller's shell that would change what is measured.
-_SCRUBBED = ("REDIS_URL", "CACHE_BACKEND", "CACHE_DIR", "PORT", "GUNICORN_CMD_ARGS", "GUNICORN_THREADS", "LOG_LEVEL")
+_SCRUBBED = (
+    "REDIS_URL",
+    "CACHE_BACKEND",
+    "CACHE_DIR",
+    "PORT",
+    "GUNICORN_CMD_ARGS",
+    "WORKER_CONNECTIONS",
+    "BODY_TIMEOUT_SECONDS",
+    "LOG_LEVEL",
+)
 
 
 def start_mariadb(base_dir: Path) -> MariaDBServer:

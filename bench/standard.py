@@ -46,7 +46,7 @@ class Options:
     kinds: tuple[str, ...] = tuple(CONNECTION_KINDS)
     label: str = ""
     profile: bool = False
-    gunicorn_threads: int | None = None
+    gunicorn_args: str = ""
 
 
 def argon2_verify_seconds(samples: int = VERIFY_SAMPLES) -> float:
@@ -67,7 +67,7 @@ def bench_servers(
 ) -> Iterator[tuple[dict[str, servers.Gunicorn], str]]:
     """MariaDB, the ceiling, the service, and the service with listing caching disabled; all stopped on exit.
 
-    `gunicorn_env` (e.g. GUNICORN_THREADS) applies to all three servers alike, the ceiling included.
+    `gunicorn_env` (e.g. GUNICORN_CMD_ARGS) applies to all three servers alike, the ceiling included.
     """
     with ExitStack() as stack:
         mariadb = servers.start_mariadb(work_dir)
@@ -119,8 +119,8 @@ def run(options: Options) -> dict[str, Any]:
     ensure_wrk()
     work_dir = Path(tempfile.mkdtemp(prefix="bench-"))
     try:
-        threads_env = {"GUNICORN_THREADS": str(options.gunicorn_threads)} if options.gunicorn_threads else {}
-        with bench_servers(work_dir, threads_env) as (started, url):
+        args_env = {"GUNICORN_CMD_ARGS": options.gunicorn_args} if options.gunicorn_args else {}
+        with bench_servers(work_dir, args_env) as (started, url):
             engine = create_engine(url)
             workloads, _ = prepare(started["app"].base, engine, work_dir)
             if options.only:

@@ -204,6 +204,12 @@ def _wrk(server: servers.Gunicorn, path: str, script: str, args: list[str], dura
     return run_wrk(server.base + path, script, args, duration_s=duration_s, connections=16, threads=2)
 
 
+def _ok_per_second(result: WrkResult) -> float:
+    """Responses below 400 per second (wrk's req/s counts refusals too)."""
+    ok = result.requests - result.non_2xx
+    return ok / result.duration_s if result.duration_s else 0.0
+
+
 def cpu_seconds(pids: list[int]) -> float:
     """CPU time (user + system, all threads) the processes have used so far."""
     total = 0
@@ -230,37 +236,45 @@ def measure_throughput(ctx: Context) -> Section:
                 cpu = cpu_seconds(pids) - cpu_before
                 round_results[model] = result
                 results.setdefault((name, model), []).append(result)
-                per_cpu.setdefault((name, model), []).append(result.requests / cpu if cpu else math.nan)
+                ok = result.requests - result.non_2xx
+                per_cpu.setdefault((name, model), []).append(ok / cpu if cpu else math.nan)
                 print(
                     f"  run {run_index + 1}/{ctx.options.runs} {name:<15} {model:<8} {result.rps:8.0f} req/s "
                     f"p50 {result.p50_ms:7.1f} ms p99 {result.p99_ms:8.1f} ms "
                     f"non-2xx {result.non_2xx} socket errors {result.socket_errors}  "
-                    f"workers' CPU {cpu:.1f} s ({result.requests / cpu if cpu else math.nan:,.0f} req per CPU-s)",
+                    f"workers' CPU {cpu:.1f} s ({ok / cpu if cpu else math.nan:,.0f} 2xx per CPU-s)",
                     flush=True,
                 )
                 if name == "add-post":
                     seed.delete_posts_of(ctx.engine, ctx.ids["adder"])
             base = round_results.get(BASELINE)
             for model, result in round_results.items():
-                if base and base.rps:
-                    ratios.setdefault((name, model), []).append(result.rps / base.rps)
+                if base and _ok_per_second(base):
+                    ratios.setdefault((name, model), []).append(_ok_per_second(result) / _ok_per_second(base))
     lines: list[str] = []
     table: dict[str, dict[str, str]] = {}
     data: dict[str, Any] = {}
     for (name, model), runs in results.items():
         summary = report.summarize(name, "keep-alive", runs)
         ratio = statistics.median(ratios[(name, model)]) if (name, model) in ratios else math.nan
+        efficiency = statistics.median(per_cpu[(name, model)])
+        ok_rps = statistics.median(_ok_per_second(result) for result in runs)
         errors = summary.non_2xx + summary.socket_errors
         lines.append(
-            f"{name:<15} {model:<8} {summary.rps:8.0f} req/s (x{ratio:.2f} of {BASELINE})  "
-            f"p50 {summary.p50_ms:7.1f} ms  p99 {summary.p99_ms:8.1f} ms  errors {errors}"
+            f"{name:<15} {model:<8} {ok_rps:8.0f} 2xx/s (x{ratio:.2f} of {BASELINE})  "
+            f"p50 {summary.p50_ms:7.1f} ms  p99 {summary.p99_ms:8.1f} ms  errors {errors}  "
+            f"{efficiency:,.0f} 2xx per worker CPU-s"
         )
-        table.setdefault(model, {})[f"{name} req/s (p99)"] = f"{summary.rps:,.0f} ({summary.p99_ms:.0f} ms)"
+        cell = f"{ok_rps:,.0f}/s, p99 {summary.p99_ms:.0f} ms, {efficiency:,.0f}/CPU-s"
+        table.setdefault(model, {})[f"{name}: 2xx/s, p99, 2xx per CPU-s"] = cell + (
+            f", {errors} errors" if errors else ""
+        )
         data[f"{name}/{model}"] = {
-            "rps": summary.rps,
+            "ok_per_second": ok_rps,
             "p50_ms": summary.p50_ms,
             "p99_ms": summary.p99_ms,
             "ratio_to_baseline": ratio,
+            "ok_per_cpu_second": per_cpu[(name, model)],
             "errors": errors,
             "runs": [vars(r) for r in runs],
         }
