@@ -20,7 +20,7 @@ from tests.support.schema import create_schema
 REPO_ROOT = Path(__file__).resolve().parents[2]
 E2E_SECRET = "e2e-signing-key-that-is-at-least-32-bytes-long!"
 WORKERS = 3
-START_TIMEOUT = 30.0
+START_TIMEOUT = 60.0  # a worker boots in 15-20 s when the shared 2-core machine runs at a load of 12
 STOP_TIMEOUT = 45.0  # above gunicorn.conf.py's graceful_timeout (30 s)
 # The access log shows which worker served each request (access_log_pids() reads it).
 ACCESS_LOG_FORMAT = 'pid=%(p)s "%(r)s" %(s)s %(b)s'
