@@ -215,3 +215,27 @@ def test_offloaded_calls_run_on_native_threads_and_a_full_queue_is_refused() -> 
     finally:
         release.set()
         offload_pool.close()
+
+
+def test_each_greenlets_request_closes_only_its_own_connection() -> None:
+    """The worker serves many requests at once on one thread: the close must reach the right one."""
+    import gevent
+
+    closed: list[str] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        gevent.sleep(0.01)  # the other request runs meanwhile
+        headers = [("Connection", "close")] if environ["PATH_INFO"] == "/close" else []
+        start_response("200 OK", headers)
+        return [b""]
+
+    wrapped = HonestConnections(app, 5.0, _never_expires)
+
+    def serve(path: str) -> None:
+        CLOSE_CONNECTION.set(lambda: closed.append(path))
+        gevent.sleep(0.01)  # the worker may switch between setting it and running the app
+        environ = {**_environ(), "PATH_INFO": path}
+        list(wrapped(environ, lambda *_args: None))
+
+    gevent.joinall([gevent.spawn(serve, path) for path in ("/keep", "/close", "/keep-too")], raise_error=True)
+    assert closed == ["/close"]
