@@ -18,6 +18,8 @@ Measurements (`--only NAME`, repeatable; all by default), each printing its figu
   them, and the probes' p50/p99 and failures (a probe fails after 5 s).
 - `oversize`: 8 keep-alive clients, 2,400 requests, every 50th an upload over 1 MiB (413):
   how many requests failed, and how many of those came right after a 413 on their connection.
+- `hashing`: /healthz probed while wrk signs in over 16 keep-alive connections (argon2 on
+  every request): does hashing stall the other requests of a worker?
 - `throughput`: wrk, 16 keep-alive connections: cached get_my_posts, add-post, sign_in;
   the models interleaved in every run, medians and ratios to gthread.
 - `balance`: five wrk runs of the cached listing per model, with each worker's share of the
@@ -41,6 +43,7 @@ import re
 import shutil
 import statistics
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
@@ -69,6 +72,7 @@ MODELS = {
     "sync": "-k sync",
 }
 BASELINE = "gthread"
+HASHING_LOAD_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -338,9 +342,42 @@ def _shares(shares: list[int]) -> str:
     return "[" + "/".join(f"{count * 100 // total}%" for count in shares) + "]"
 
 
+def measure_hashing(ctx: Context) -> Section:
+    """/healthz probed while 16 keep-alive connections sign in (argon2 on every request)."""
+    lines: list[str] = []
+    table: dict[str, dict[str, str]] = {}
+    data: dict[str, Any] = {}
+    _name, path, script, args = _workloads(ctx)[2]
+    for model, server in ctx.servers.items():
+        results: list[WrkResult] = []
+
+        def sign_in_load(server: servers.Gunicorn = server, results: list[WrkResult] = results) -> None:
+            results.append(_wrk(server, path, script, args, HASHING_LOAD_S))
+
+        load = threading.Thread(target=sign_in_load, name="sign-in load")
+        load.start()
+        time.sleep(1.5)  # the load is under way
+        health = hostile.probe(server.port, "/healthz", {}, time.monotonic() + HASHING_LOAD_S - 3.0)
+        load.join()
+        sign_in = results[0]
+        lines.append(
+            f"{model:<8} sign_in {_ok_per_second(sign_in):5.1f} 2xx/s (non-2xx {sign_in.non_2xx})  "
+            f"/healthz meanwhile p50 {_ms(health.p(50))} p99 {_ms(health.p(99))} "
+            f"({len(health.latencies)} probes, {health.failures} failed)"
+        )
+        table[model] = {
+            "while 16 sign in: sign_in 2xx/s; /healthz p50 / p99": (
+                f"{_ok_per_second(sign_in):.1f}; {_ms(health.p(50))} / {_ms(health.p(99))}"
+            )
+        }
+        data[model] = {"sign_in": vars(sign_in), "healthz_latencies_s": health.latencies}
+    return Section("Password hashing: /healthz while 16 keep-alive connections sign in", lines, table, data)
+
+
 MEASUREMENTS: dict[str, Callable[[Context], Section]] = {
     "slow": measure_slow,
     "oversize": measure_oversize,
+    "hashing": measure_hashing,
     "throughput": measure_throughput,
     "balance": measure_balance,
 }

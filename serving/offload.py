@@ -7,6 +7,10 @@ whole duration. `offload()` returns a runner that, when the process is monkey-pa
 gevent, runs the call on a small pool of native threads (gevent's ThreadPool) while the calling
 greenlet waits cooperatively; elsewhere (gthread, `flask run`, tests) it simply calls it.
 
+The hashing threads run at a lower CPU priority (nice +10, Linux threads have their own): when
+the cores are busy, the event loop that serves every other request of the worker goes first,
+and hashes use what is left.
+
 Two bounds per worker:
 
 - `HASH_THREADS` (2) hashes run at once: each holds 19 MiB, and the machine has few cores.
@@ -20,7 +24,10 @@ Two bounds per worker:
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -32,17 +39,20 @@ T = TypeVar("T")
 
 HASH_THREADS = 2
 HASH_IN_FLIGHT = 16
+HASH_NICENESS = 10
 BUSY_MESSAGE = "Server busy, retry later"
 
 
 class ThreadOffload:
     """Runs calls on a gevent ThreadPool of native threads (made on first use, after the fork), boundedly."""
 
-    def __init__(self, threads: int, max_in_flight: int) -> None:
+    def __init__(self, threads: int, max_in_flight: int, niceness: int = HASH_NICENESS) -> None:
         self._threads = threads
         self._max_in_flight = max_in_flight
+        self._niceness = niceness
         self._in_flight = 0
         self._pool: Any = None
+        self._niced: set[int] = set()  # native ids of the pool threads already lowered
 
     def __call__(self, call: Callable[[], T]) -> T:
         """Run the call on a pool thread while this greenlet yields; 503 when too many already wait."""
@@ -56,10 +66,19 @@ class ThreadOffload:
             self._pool = ThreadPool(self._threads)
         self._in_flight += 1
         try:
-            result: T = self._pool.apply(call)
+            result: T = self._pool.apply(self._run_lowered, (call,))
         finally:
             self._in_flight -= 1
         return result
+
+    def _run_lowered(self, call: Callable[[], T]) -> T:
+        """On a pool thread: lower this thread's CPU priority once, then run the call."""
+        thread = threading.get_native_id()
+        if thread not in self._niced:
+            self._niced.add(thread)
+            with contextlib.suppress(OSError, AttributeError):  # not Linux, or not allowed: run as is
+                os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + self._niceness)
+        return call()
 
     def close(self) -> None:
         """Stop the pool's threads (a worker never needs to: they end with the process)."""

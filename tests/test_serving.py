@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -193,6 +194,7 @@ def test_offloaded_calls_run_on_native_threads_and_a_full_queue_is_refused() -> 
     offload_pool = ThreadOffload(threads=2, max_in_flight=3)
     release = threading.Event()
     main = threading.get_ident()
+    own_priority = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
     def hash_like() -> int:
         release.wait(60)
@@ -209,6 +211,9 @@ def test_offloaded_calls_run_on_native_threads_and_a_full_queue_is_refused() -> 
         idents = {greenlet.value for greenlet in waiting}
         assert main not in idents
         assert len(idents) <= 2
+        # The pool threads run below the event loop's CPU priority; this thread is untouched.
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == own_priority
+        assert offload_pool(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())) == own_priority + 10
         assert offload_pool(lambda: 42) == 42  # room again once they are done
         with pytest.raises(ZeroDivisionError):
             offload_pool(lambda: 1 // 0)
