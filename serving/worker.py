@@ -86,7 +86,12 @@ class Worker(GeventWorker):  # type: ignore[misc]  # gunicorn ships no type hint
             raise
         finally:
             CLOSE_CONNECTION.reset(token)
-        gevent.sleep(YIELD_SECONDS)
+        try:
+            gevent.sleep(YIELD_SECONDS)
+        except gevent.GreenletExit:
+            # Killed at the end of a graceful shutdown between two requests: close quietly
+            # rather than let the caller answer a request nobody sent with a 500.
+            raise StopIteration from None
 
     def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
         """Answer gunicorn's own refusals (malformed or oversized requests) with a JSON error, then close."""
