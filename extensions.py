@@ -27,6 +27,7 @@ from repositories.health import DatabaseProbe
 from repositories.schema import SchemaProbe
 from services.passwords import Passwords
 from services.readiness import Probe, Readiness
+from serving.offload import offload
 
 T = TypeVar("T")
 
@@ -120,8 +121,8 @@ class PasswordHasher(AppState[Passwords]):
         super().__init__("posts.passwords")
 
     def init_app(self, app: Flask) -> None:
-        """Bind a hasher at the OWASP parameters."""
-        self.bind(app, Passwords())
+        """Bind a hasher at the OWASP parameters; under the gevent worker it hashes on a few native threads."""
+        self.bind(app, Passwords(run=offload()))
 
 
 class ReadinessProbes(AppState[Readiness]):

@@ -1,8 +1,9 @@
 """Production gunicorn settings, read from the working directory by `gunicorn wsgi:app`: server knobs only.
 
 Every value can be tuned through the environment (PORT, GUNICORN_BIND, WEB_CONCURRENCY,
-GUNICORN_THREADS, LOG_LEVEL); command-line flags still win over this file. The app's own
-settings (the cache backend among them) come from config.py, like every other entry point.
+WORKER_CONNECTIONS, LOG_LEVEL; BODY_TIMEOUT_SECONDS is read by the worker); command-line flags
+still win over this file. The app's own settings (the cache backend among them) come from
+config.py, like every other entry point.
 """
 
 from __future__ import annotations
@@ -16,12 +17,16 @@ bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{os.environ.get('PORT', '800
 
 # --- Concurrency -----------------------------------------------------------------------
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-# Threads rather than more processes: argon2 password hashing releases the GIL, so one
-# sign-in hashing for a few hundred milliseconds does not block the worker's other requests.
-worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+# gevent, hardened (serving/worker.py; the measurements are in the README, "Serving model"):
+# a connection costs a greenlet rather than a thread, so clients that trickle their headers or
+# bodies cannot occupy the slots every other request needs, as they did with gthread's 2 x 4
+# threads. Password hashing runs on a few native threads per worker (serving/offload.py).
+worker_class = "serving.worker.Worker"
+# Connections each worker holds at once (idle keep-alive and slow ones included); past it a
+# worker stops accepting until one closes.
+worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "1000"))
 # preload_app stays off (the default): the app must load in each worker, after the fork,
-# since database pools and cache clients are not fork-safe.
+# since database pools and cache clients are not fork-safe (and gevent patches them there).
 
 # Workers heartbeat through a temp file; on container overlay filesystems /tmp writes can
 # stall long enough to get healthy workers killed, so use memory-backed /dev/shm if present.
@@ -41,6 +46,9 @@ timeout = 30
 # Time for in-flight requests to finish on SIGTERM; keep the orchestrator's stop grace
 # period (docker-compose.yml stop_grace_period) above it.
 graceful_timeout = 30
+# Also the bound on receiving a request's headers, the first request's included: a connection
+# that has not delivered complete headers this many seconds after it opened (or after its
+# previous response) is closed. The body has BODY_TIMEOUT_SECONDS more (serving/worker.py).
 keepalive = 5
 
 # --- Logging ---------------------------------------------------------------------------

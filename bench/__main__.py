@@ -21,12 +21,14 @@ def main() -> None:
     parser.add_argument("--keep-alive-only", action="store_true", help="skip the fresh-connection runs")
     parser.add_argument("--profile", action="store_true", help="py-spy the workers in each workload's first run")
     parser.add_argument(
-        "--gunicorn-threads", type=int, help="GUNICORN_THREADS for every server (default: gunicorn.conf.py's)"
+        "--gunicorn-args",
+        default="",
+        help="extra gunicorn flags for every server, e.g. '-k gthread --threads 4' (GUNICORN_CMD_ARGS)",
     )
     parser.add_argument(
         "--worker-class",
         choices=("gthread", "gevent", "sync"),
-        help="gunicorn worker class for every server, ceilings included (default: gunicorn.conf.py's gthread)",
+        help="gunicorn worker class for every server, ceilings included (default: gunicorn.conf.py's)",
     )
     parser.add_argument(
         "--redis", action="store_true", help="give the service REDIS_URL (a throwaway redis-server) for its cache"
@@ -48,7 +50,7 @@ def main() -> None:
             kinds=("keep-alive",) if options.keep_alive_only else tuple(standard.CONNECTION_KINDS),
             label=options.label,
             profile=options.profile,
-            gunicorn_threads=options.gunicorn_threads,
+            gunicorn_args=options.gunicorn_args,
             worker_class=options.worker_class,
             redis=options.redis,
         )

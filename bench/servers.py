@@ -44,6 +44,11 @@ class Gunicorn:
         return self.server.base
 
     @property
+    def port(self) -> int:
+        """The port it listens on (127.0.0.1)."""
+        return self.server.port
+
+    @property
     def log_path(self) -> Path:
         """Where its error and access logs go."""
         return self.server.log_path

@@ -48,7 +48,7 @@ class Options:
     kinds: tuple[str, ...] = tuple(CONNECTION_KINDS)
     label: str = ""
     profile: bool = False
-    gunicorn_threads: int | None = None
+    gunicorn_args: str = ""
     worker_class: str | None = None
     redis: bool = False
 
@@ -84,7 +84,7 @@ def bench_servers(
 ) -> Iterator[BenchServers]:
     """MariaDB, the ceilings, the service, and the service with listing caching disabled; all stopped on exit.
 
-    `gunicorn_env` (e.g. GUNICORN_THREADS) and `worker_class` apply to all three servers alike, the
+    `gunicorn_env` (e.g. GUNICORN_CMD_ARGS) and `worker_class` apply to all three servers alike, the
     ceilings included. `with_redis` starts a throwaway redis-server and gives the service REDIS_URL
     (the listing cache then lives there), one database for each of the two service servers.
     """
@@ -180,8 +180,8 @@ def run(options: Options) -> dict[str, Any]:
     load_before = os.getloadavg()
     measured = runs.Measured()
     try:
-        threads_env = {"GUNICORN_THREADS": str(options.gunicorn_threads)} if options.gunicorn_threads else {}
-        with bench_servers(work_dir, threads_env, worker_class=options.worker_class, with_redis=options.redis) as stack:
+        args_env = {"GUNICORN_CMD_ARGS": options.gunicorn_args} if options.gunicorn_args else {}
+        with bench_servers(work_dir, args_env, worker_class=options.worker_class, with_redis=options.redis) as stack:
             started = stack.started
             engine = create_engine(stack.url)
             workloads, accounts = prepare(started["app"].base, engine, work_dir)
@@ -328,12 +328,11 @@ def _summaries(workloads: list[Workload], measured: runs.Measured, options: Opti
 
 
 def _configuration(options: Options) -> str:
-    """E.g. `gthread x 4 threads, filesystem cache` for titles and the table's header."""
-    worker_class = options.worker_class or "gthread"
-    threads_text = options.gunicorn_threads or "gunicorn.conf.py's"
-    threads = f" x {threads_text} threads" if worker_class == "gthread" else ""
+    """E.g. `2 serving workers, filesystem cache on /dev/shm` for titles and the table's header."""
+    worker_class = options.worker_class or "serving"
+    extra = f" ({options.gunicorn_args})" if options.gunicorn_args else ""
     cache = "REDIS_URL (redis cache)" if options.redis else "filesystem cache on /dev/shm"
-    return f"{servers.WORKERS} {worker_class} workers{threads}, {cache}"
+    return f"{servers.WORKERS} {worker_class} workers{extra}, {cache}"
 
 
 def _note_peak_rss(measured: runs.Measured, after: str, server: servers.Gunicorn) -> None:

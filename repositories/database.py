@@ -25,7 +25,7 @@ from repositories.pool_reset import skip_clean_resets
 # - server freezes mid-request: the statement's read (or write) gives up after R; a request ends at
 #   its first database error, so it never waits twice.
 # So a request gets its 503 after at most max(C, R) = 3 s, plus C more only if every pooled
-# connection is busy (pool_timeout; the pool, 2 x DB_POOL_SIZE, exceeds gunicorn's threads).
+# connection is busy (pool_timeout; requests beyond the pool's 2 x DB_POOL_SIZE connections wait).
 # R also bounds a healthy server's silence before answering one statement: this service's
 # statements are single-row or indexed and take milliseconds, so 3 s of silence means trouble.
 
@@ -45,8 +45,13 @@ def build_engine(settings: Settings) -> Engine:
         url = url.update_query_dict({"charset": "utf8mb4"})
         options.update(
             poolclass=MeteredQueuePool,  # counts checkouts that wait for a connection (metrics)
-            pool_size=settings.db_pool_size,
-            max_overflow=settings.db_pool_size,
+            # At most 2 x DB_POOL_SIZE connections, as before, but all kept once opened: overflow
+            # connections are closed on return, and under the gevent worker (more requests at once
+            # than threads used to allow) they were opened and closed all the time, each costing a
+            # handshake and a TLS context (PyMySQL's preferred TLS loads the CA bundle: ~50 ms of
+            # CPU that stalls every other request of the worker). add-post ran at a third of gthread.
+            pool_size=2 * settings.db_pool_size,
+            max_overflow=0,
             pool_timeout=settings.db_connect_timeout_seconds,
             # Below MySQL's default wait_timeout (8 h) and typical proxies' idle cut-offs.
             pool_recycle=280,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Protocol, TypeVar
+
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
@@ -9,6 +12,21 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 OWASP_MEMORY_KIB = 19 * 1024
 OWASP_TIME_COST = 2
 OWASP_PARALLELISM = 1
+
+T = TypeVar("T")
+
+
+class BlockingRunner(Protocol):
+    """Runs a blocking call and returns its result or raises its exception (e.g. on another thread)."""
+
+    def __call__(self, call: Callable[[], T], /) -> T:
+        """Run `call` to completion."""
+        ...
+
+
+def run_here(call: Callable[[], T]) -> T:
+    """The default runner: call it in this thread."""
+    return call()
 
 
 class Passwords:
@@ -19,7 +37,11 @@ class Passwords:
         memory_kib: int = OWASP_MEMORY_KIB,
         time_cost: int = OWASP_TIME_COST,
         parallelism: int = OWASP_PARALLELISM,
+        run: BlockingRunner = run_here,
     ) -> None:
+        # Hashing is CPU-bound for tens of milliseconds: `run` lets the server move it off a
+        # thread that must stay responsive (the gevent hub; see serving/offload.py).
+        self._run = run
         self._hasher = PasswordHasher(
             time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID
         )
@@ -28,12 +50,12 @@ class Passwords:
 
     def hash(self, password: str) -> str:
         """A salted argon2id hash in PHC string form."""
-        return self._hasher.hash(password)
+        return self._run(lambda: self._hasher.hash(password))
 
     def verify(self, password_hash: str, password: str) -> bool:
         """True when the password matches; never raises for a mismatch or a damaged hash."""
         try:
-            return self._hasher.verify(password_hash, password)
+            return self._run(lambda: self._hasher.verify(password_hash, password))
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
 

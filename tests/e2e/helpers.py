@@ -190,3 +190,55 @@ def wait_for_every_worker(server: LiveServer, workers: int = WORKERS, within: fl
         assert time.monotonic() < deadline, server.log_tail()
         with ThreadPoolExecutor(max_workers=workers) as pool:
             list(pool.map(lambda _: requests.get(server.base + "/", headers=CLOSE, timeout=TIMEOUT), range(workers)))
+
+
+@dataclass
+class WireResponse:
+    """One response read off a raw socket: status, headers (lower-case names) and body."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        return json.loads(self.body)
+
+
+def read_response(sock: socket.socket) -> WireResponse:
+    """Read exactly one Content-Length-framed response from `sock` (nothing after it)."""
+    head = b""
+    while b"\r\n\r\n" not in head:
+        data = sock.recv(1)
+        if not data:
+            raise ConnectionError(f"connection closed before a complete response head: {head!r}")
+        head += data
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines:
+        if line:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+    body = b""
+    length = int(headers.get("content-length", "0"))
+    while len(body) < length:
+        data = sock.recv(length - len(body))
+        if not data:
+            raise ConnectionError(f"connection closed after {len(body)} of {length} body bytes")
+        body += data
+    return WireResponse(int(status_line.split()[1]), headers, body)
+
+
+def closed_by_server(sock: socket.socket, within: float) -> bool:
+    """True when the server closes `sock` (EOF or reset) within `within` seconds; bytes it sends are dropped."""
+    deadline = time.monotonic() + within
+    while (remaining := deadline - time.monotonic()) > 0:
+        sock.settimeout(remaining)
+        try:
+            if not sock.recv(65536):
+                return True
+        except TimeoutError:
+            return False
+        except OSError:
+            return True
+    return False

@@ -58,9 +58,7 @@ def test_failed_sign_in_limit_holds_across_workers_with_redis(
 ) -> None:
     # One connection per worker at a time: concurrent attempts cannot all land on one worker
     # (left alone, one idle worker may accept every connection of a short burst).
-    server = start_server(
-        database_url, REDIS_URL=redis_server.url, GUNICORN_THREADS="1", GUNICORN_CMD_ARGS="--worker-connections 1"
-    )
+    server = start_server(database_url, REDIS_URL=redis_server.url, GUNICORN_CMD_ARGS="--worker-connections 1")
     base = server.base
     _wait_for_every_worker(server)
     sign_up(base, "ada@example.com")
