@@ -6,7 +6,9 @@ MariaDB and gunicorn (2 workers), and for each round: warms the pools with a bur
 succeed, caches one listing, freezes MariaDB (SIGSTOP: TCP is still accepted, nothing answers),
 fires N concurrent add-posts at once while sampling /healthz and the cached listing at a fixed
 rate (open loop: one new connection per sample, so a slow answer does not hide the next one),
-then thaws MariaDB and waits until every worker writes again, without a restart.
+then thaws MariaDB and waits until every worker writes again, without a restart. Before each
+freeze, the same burst against the running database, with /healthz sampled the same way, shows
+what the machine's load alone costs /healthz.
 
 It prints, per serving model, the latency distribution of the 503s (min/median/p99/max), any
 answer that was not a 503 with Retry-After, and the /healthz and cached-listing latencies.
@@ -64,7 +66,9 @@ class Figures:
 
     refused: list[float] = field(default_factory=list)
     other: Counter[str] = field(default_factory=Counter)
+    health_healthy: list[float] = field(default_factory=list)
     health: list[float] = field(default_factory=list)
+    health_slowest: list[tuple[float, float]] = field(default_factory=list)
     health_other: Counter[str] = field(default_factory=Counter)
     listing: list[float] = field(default_factory=list)
     listing_other: Counter[str] = field(default_factory=Counter)
@@ -109,7 +113,9 @@ class Sampler:
         self.interval = interval
         self.headers = {**headers, **CLOSE}
         self.latencies: list[float] = []
+        self.slowest = (0.0, 0.0)  # (latency, seconds after start() it was sent)
         self.other: Counter[str] = Counter()
+        self._started = 0.0
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -117,6 +123,7 @@ class Sampler:
 
     def start(self) -> None:
         """Begin sampling."""
+        self._started = time.monotonic()
         self._ticker.start()
 
     def stop(self) -> None:
@@ -134,10 +141,12 @@ class Sampler:
             self._stop.wait(self.interval)
 
     def _sample(self) -> None:
+        sent = time.monotonic() - self._started
         response, error, elapsed = _timed(lambda: requests.get(self.url, headers=self.headers, timeout=TIMEOUT))
         with self._lock:
             if response is not None and response.status_code == 200:
                 self.latencies.append(elapsed)
+                self.slowest = max(self.slowest, (elapsed, sent))
             else:
                 self.other[error or str(response.status_code if response is not None else "?")] += 1
 
@@ -156,6 +165,12 @@ def _wait_until_writable(base: str, token: str, writers: int) -> float:
 def _round(mariadb: MariaDBServer, live: LiveServer, token: str, options: Options, figures: Figures) -> None:
     base = live.base
     _wait_until_writable(base, token, options.writers)
+    # The same burst with the database up: what the machine's load alone does to /healthz.
+    healthy = Sampler(base + "/healthz", options.sample_interval_s, {})
+    healthy.start()
+    _concurrently(options.writers, lambda i: _add(base, token, f"healthy {i}"))
+    healthy.stop()
+    figures.health_healthy += healthy.latencies
     assert requests.get(base + LIST, headers={**bearer(token), **CLOSE}, timeout=TIMEOUT).status_code == 200
     health = Sampler(base + "/healthz", options.sample_interval_s, {})
     listing = Sampler(base + LIST, options.sample_interval_s * 2, bearer(token))
@@ -178,6 +193,7 @@ def _round(mariadb: MariaDBServer, live: LiveServer, token: str, options: Option
     finally:
         os.kill(pid, signal.SIGCONT)
     figures.health += health.latencies
+    figures.health_slowest.append(health.slowest)
     figures.health_other += health.other
     figures.listing += listing.latencies
     figures.listing_other += listing.other
@@ -234,6 +250,9 @@ def report(model: str, figures: Figures, options: Options) -> None:
     if figures.other:
         print(f"  other answers     : {dict(figures.other)}")
     print(f"  /healthz meanwhile: {_quantiles(figures.health)}")
+    print(f"  /healthz, same burst, database up: {_quantiles(figures.health_healthy)}")
+    slowest = ", ".join(f"{latency:.2f} s sent at +{sent:.2f} s" for latency, sent in figures.health_slowest)
+    print(f"  slowest /healthz  : per round, {slowest} after the freeze")
     if figures.health_other:
         print(f"  /healthz failures : {dict(figures.health_other)}")
     print(f"  cached listing    : {_quantiles(figures.listing)}")
