@@ -78,7 +78,9 @@ class DatabaseBreaker:
         self._failures = 0
 
     @classmethod
-    def watching(cls, engine: Engine, settings: Settings | None = None) -> DatabaseBreaker:
+    def watching(
+        cls, engine: Engine, settings: Settings | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> DatabaseBreaker:
         """A breaker on `engine`'s events, timed by `settings` (by default, the settings' defaults)."""
         fields = Settings.model_fields
         if settings is None:
@@ -88,7 +90,7 @@ class DatabaseBreaker:
             cooldown = settings.db_retry_seconds
             worst = settings.db_connect_timeout_seconds + settings.db_read_timeout_seconds
         # A probe may wait for a pooled connection and then for its handshake or ping.
-        breaker = cls(cooldown, probe_timeout=max(cooldown, float(worst)))
+        breaker = cls(cooldown, probe_timeout=max(cooldown, float(worst)), clock=clock)
         event.listen(engine, "handle_error", breaker._on_error)
         event.listen(engine, "do_connect", breaker._on_connect)
         event.listen(engine.pool, "checkout", breaker._on_checkout)
