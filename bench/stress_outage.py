@@ -56,6 +56,7 @@ class Options:
 
     writers: int = 24
     rounds: int = 5
+    spread_s: float = 0.0
     sample_interval_s: float = 0.1
     models: tuple[str, ...] = ()
 
@@ -181,6 +182,7 @@ def _round(mariadb: MariaDBServer, live: LiveServer, token: str, options: Option
         listing.start()
 
         def write(index: int) -> None:
+            time.sleep(index * options.spread_s / options.writers)
             response, error, elapsed = _timed(lambda: _add(base, token, f"lost {index}"))
             if response is not None and response.status_code == 503 and int(response.headers["Retry-After"]) > 0:
                 figures.refused.append(elapsed)
@@ -245,7 +247,8 @@ def _quantiles(values: list[float]) -> str:
 
 def report(model: str, figures: Figures, options: Options) -> None:
     """Print one serving model's figures."""
-    print(f"\n== {model}: MariaDB frozen (SIGSTOP), {options.writers} concurrent add-posts x {options.rounds} rounds")
+    when = f"sent over {options.spread_s:g} s" if options.spread_s else "at once"
+    print(f"\n== {model}: MariaDB frozen (SIGSTOP), {options.writers} add-posts {when}, x {options.rounds} rounds")
     print(f"  503 + Retry-After : {_quantiles(figures.refused)}")
     if figures.other:
         print(f"  other answers     : {dict(figures.other)}")
@@ -266,13 +269,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.stress_outage", description=__doc__)
     parser.add_argument("--writers", type=int, default=Options.writers, help="concurrent add-posts (default 24)")
     parser.add_argument("--rounds", type=int, default=Options.rounds, help="outages per serving model (default 5)")
+    parser.add_argument(
+        "--spread", type=float, default=0.0, help="send the writes evenly over this many seconds (default 0: at once)"
+    )
     parser.add_argument("--model", action="append", default=[], choices=sorted(MODELS), help="only this model")
     args = parser.parse_args()
     models = tuple(args.model) or tuple(MODELS)
     if "gevent" in models and importlib.util.find_spec("gevent") is None:
         print("gevent is not installed: skipping it (try `uv run --with gevent python -m bench.stress_outage`)")
         models = tuple(model for model in models if model != "gevent")
-    options = Options(writers=args.writers, rounds=args.rounds, models=models)
+    options = Options(writers=args.writers, rounds=args.rounds, spread_s=args.spread, models=models)
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory(prefix="stress-outage-") as tmp:
         work_dir = Path(tmp)
