@@ -38,6 +38,7 @@ from tests.support.api import ADD, LIST, bearer
 from tests.support.gunicorn import LiveServer, start_gunicorn
 from tests.support.mariadb import MariaDBServer
 from tests.support.net import free_port
+from tests.support.processes import freeze
 from tests.support.schema import create_schema
 
 T = TypeVar("T")
@@ -176,7 +177,7 @@ def _round(mariadb: MariaDBServer, live: LiveServer, token: str, options: Option
     health = Sampler(base + "/healthz", options.sample_interval_s, {})
     listing = Sampler(base + LIST, options.sample_interval_s * 2, bearer(token))
     pid = int(mariadb.pid_file.read_text())
-    os.kill(pid, signal.SIGSTOP)
+    freeze(pid)
     try:
         health.start()
         listing.start()
@@ -202,7 +203,9 @@ def _round(mariadb: MariaDBServer, live: LiveServer, token: str, options: Option
     figures.recovery.append(_wait_until_writable(base, token, options.writers))
 
 
-def measure(model: str, mariadb: MariaDBServer, work_dir: Path, options: Options) -> Figures:
+def measure(
+    model: str, mariadb: MariaDBServer, work_dir: Path, options: Options, log_dir: Path | None = None
+) -> Figures:
     """Every round against one serving model, on a fresh database and a fresh gunicorn."""
     name = model.split()[0]
     url = mariadb.create_database(f"outage_{name}")
@@ -212,7 +215,7 @@ def measure(model: str, mariadb: MariaDBServer, work_dir: Path, options: Options
         "wsgi:app",
         port=free_port(),
         workers=servers.WORKERS,
-        log_path=work_dir / f"gunicorn-{name}.log",
+        log_path=(log_dir or work_dir) / f"gunicorn-{name}.log",
         env={
             "APP_ENV": "production",
             "DATABASE_URL": url,
@@ -272,6 +275,7 @@ def main() -> None:
     parser.add_argument(
         "--spread", type=float, default=0.0, help="send the writes evenly over this many seconds (default 0: at once)"
     )
+    parser.add_argument("--log-dir", type=Path, help="keep each gunicorn's log here (default: deleted)")
     parser.add_argument("--model", action="append", default=[], choices=sorted(MODELS), help="only this model")
     args = parser.parse_args()
     models = tuple(args.model) or tuple(MODELS)
@@ -285,7 +289,7 @@ def main() -> None:
         mariadb = servers.start_mariadb(work_dir / "mariadb")
         try:
             for model in models:
-                report(model, measure(model, mariadb, work_dir, options), options)
+                report(model, measure(model, mariadb, work_dir, options, args.log_dir), options)
         finally:
             mariadb.close()
     print(f"\nload average after: {os.getloadavg()[0]:.1f} (a busy shared machine inflates every figure)")

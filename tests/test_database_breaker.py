@@ -205,3 +205,14 @@ def test_a_pooled_connection_the_server_closed_is_replaced_without_opening_the_b
     # The pre-ping finds the dead connection fast, the pool reconnects: not an outage.
     assert client.post(ADD, json={"text": "two"}, headers=bearer(token)).status_code == 200
     assert not db.of(app).breaker.is_open
+
+
+def test_a_connection_lost_mid_transaction_closes_quietly(app: Flask) -> None:
+    # What a statement timing out on a frozen server leaves behind: an invalidated connection
+    # inside a transaction. Closing the request's session must not raise (it would be a 500).
+    with app.app_context():
+        session = db.session()
+        session.execute(text("SELECT 1"))
+        session.connection().invalidate()
+    # Leaving the app context ran its teardown, which closed the session.
+    assert not db.of(app).breaker.is_open

@@ -15,6 +15,7 @@ from tests.e2e.helpers import CLOSE, TIMEOUT, StartServer, add_post, list_posts,
 from tests.support.api import ADD, PASSWORD, SIGN_IN, bearer
 from tests.support.gunicorn import LiveServer
 from tests.support.mariadb import MariaDBServer
+from tests.support.processes import freeze
 
 pytestmark = pytest.mark.e2e
 
@@ -74,7 +75,7 @@ class Outage:
             self.server.kill()
         else:
             self._frozen_pid = int(self.server.pid_file.read_text())
-            os.kill(self._frozen_pid, signal.SIGSTOP)
+            freeze(self._frozen_pid)
 
     def end(self) -> None:
         """Same port and data directory; the service is not restarted."""

@@ -22,6 +22,7 @@ from tests.e2e.helpers import CLOSE, TIMEOUT, StartServer, access_log, add_post,
 from tests.support.api import ADD, LIST, bearer
 from tests.support.gunicorn import LiveServer
 from tests.support.mariadb import MariaDBServer
+from tests.support.processes import freeze
 
 pytestmark = pytest.mark.e2e
 
@@ -150,7 +151,7 @@ def test_a_frozen_database_refuses_a_crowd_of_writes_promptly_and_starves_nothin
     assert [post["id"] for post in cached] == [first]
 
     frozen = int(own_mariadb.pid_file.read_text())
-    os.kill(frozen, signal.SIGSTOP)
+    freeze(frozen)
     try:
         with _sampling(base + "/healthz") as health, _sampling(base + LIST, bearer(token)) as listings:
             finding_out = _crowd(base, token, "lost")
