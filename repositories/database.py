@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 #   its first database error, so it never waits twice.
 # That bounds one request, not a crowd: with every thread of a worker waiting R on a frozen server,
 # the requests queued behind them would wait R more each, in turn (24 writes on 2 x 4 threads:
-# up to 15 s, and /healthz, queued with them, 12 s). Hence `DatabaseBreaker`: the first timeout or
+# 503s after up to 15-19 s, and /healthz, queued with them, as long). Hence `DatabaseBreaker`: the first timeout or
 # failed connect opens it, and from then on this process answers 503 at once without touching the
 # pool, letting one request probe every DB_RETRY_SECONDS. So a request gets its 503 after at most
 # R (the requests already waiting when the server froze) and in milliseconds once anyone has
@@ -51,8 +51,8 @@ class DatabaseUnavailableError(PoolTimeoutError):
     (the 503 handler, the CLI's error messages) handles this one too.
     """
 
-    def __init__(self) -> None:
-        super().__init__("database unavailable (failing fast until a probe reaches it)")
+    def __init__(self, message: str = "database unavailable (failing fast until a probe reaches it)") -> None:
+        super().__init__(message)
 
 
 # The breaker that admitted this request (thread or greenlet) and its failure count at the time.
