@@ -33,8 +33,10 @@ WRITERS = 24
 # bound was set, the worst answer then 3.1 s), so half a second of slack on top; before the
 # breaker the worst answer was 15 s or more, so the bound still tells the two apart.
 ANSWER_BOUND = READ_TIMEOUT + 1.0 + 0.5
-# Once the breaker is open, nothing holds a thread but one probe per worker per cool-down.
-FAST = 1.0
+# Once the breaker is open, nothing holds a thread but one probe per worker per cool-down: answers
+# take milliseconds. Half of R, because the busy machine has delayed even healthy bursts' /healthz
+# by over a second; still far from the R that a request waiting on the database would take.
+FAST = READ_TIMEOUT / 2
 RECOVERY_SECONDS = 15.0
 DISCOVERY_TRIES = 20
 SAMPLE_INTERVAL = 0.05
