@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     db_connect_timeout_seconds: int = Field(default=2, gt=0)
     db_read_timeout_seconds: int = Field(default=3, gt=0)
     db_pool_size: int = Field(default=5, gt=0)
+    # After a database timeout or failed connect, a process answers 503 at once for this long,
+    # then lets one request probe (repositories/database.py, DatabaseBreaker).
+    db_retry_seconds: float = Field(default=1.0, gt=0)
     log_level: LogLevel = "INFO"
     # None: JSON when app_env is production, readable console lines otherwise (observability.logs).
     log_format: Literal["json", "console"] | None = None

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from cache.health import RedisProbe
 from cache.listing import MEMO_MAX_BYTES, VersionedListingCache
 from config import Settings
-from repositories.database import build_engine
+from repositories.database import DatabaseBreaker, build_engine
 from repositories.health import DatabaseProbe
 from repositories.schema import SchemaProbe
 from services.passwords import Passwords
@@ -55,41 +55,53 @@ class AppState(Generic[T]):
 
 @dataclass(frozen=True)
 class DatabaseState:
-    """One app's engine and the session factory over it."""
+    """One app's engine, the session factory over it, and the breaker that watches it."""
 
     engine: Engine
     sessions: sessionmaker[Session]
+    breaker: DatabaseBreaker
 
 
 class Database(AppState[DatabaseState]):
-    """The SQLAlchemy engine of an app, and one session per request, opened lazily, closed in teardown."""
+    """The SQLAlchemy engine of an app, and one session per request, opened lazily, closed in teardown.
+
+    While the database is known to be down (a timeout or a failed connect in this process, until
+    a probe gets through), asking for a session raises DatabaseUnavailableError (503) at once.
+    Asking is what a request does before its first statement, so only requests that need the
+    database are refused: a cached listing, /healthz and /readyz (its own engine) never ask.
+    """
 
     def __init__(self) -> None:
         super().__init__("posts.database")
 
     def init_app(self, app: Flask, settings: Settings) -> None:
         """Build the engine and close each request's session in teardown."""
-        self.use_engine(app, build_engine(settings))
+        self.use_engine(app, build_engine(settings), settings)
         app.teardown_appcontext(self._close_session)
 
-    def use_engine(self, app: Flask, engine: Engine) -> None:
-        """Serve `app`'s sessions from `engine`."""
+    def use_engine(self, app: Flask, engine: Engine, settings: Settings | None = None) -> None:
+        """Serve `app`'s sessions from `engine`, behind a breaker timed by `settings` (default: the defaults)."""
         # expire_on_commit=False: nothing is read back after a commit, so no refresh SELECTs.
-        self.bind(app, DatabaseState(engine, sessionmaker(engine, expire_on_commit=False)))
+        sessions = sessionmaker(engine, expire_on_commit=False)
+        self.bind(app, DatabaseState(engine, sessions, DatabaseBreaker.watching(engine, settings)))
 
     def session(self) -> Session:
-        """This request's session, opened on first use: a cached listing never opens one."""
+        """This request's session, opened on first use; DatabaseUnavailableError while the database is down."""
         session: Session | None = g.get("db_session")
         if session is None:
-            session = self.current.sessions()
+            state = self.current
+            state.breaker.admit()
+            session = state.sessions()
             g.db_session = session
         return session
 
-    @staticmethod
-    def _close_session(_error: BaseException | None) -> None:
+    def _close_session(self, _error: BaseException | None) -> None:
         session: Session | None = g.pop("db_session", None)
         if session is not None:
-            session.close()
+            try:
+                session.close()
+            finally:
+                self.current.breaker.release()
 
 
 class ListingCache(AppState[VersionedListingCache]):

@@ -26,6 +26,7 @@ from werkzeug.exceptions import HTTPException
 from blueprints.middleware.body_limit import CLOSE_CONNECTION
 from blueprints.middleware.request_id import request_id
 from extensions import limiter
+from repositories.database import DatabaseUnavailableError
 from repositories.schema import UPGRADE_COMMAND, is_missing_schema, missing_schema_cause
 from services.errors import (
     EmailTakenError,
@@ -168,6 +169,13 @@ def _handle_schema_not_migrated(error: DBAPIError) -> Response:
     return error_response(503, SCHEMA_NOT_MIGRATED, {"Retry-After": RETRY_AFTER_SECONDS})
 
 
+def _handle_database_known_down(error: DatabaseUnavailableError) -> Response:
+    # Refused without trying: the breaker logged the outage once when it opened, and the audit
+    # log has a line per refused request, so no error line here.
+    g.error_type = type(error).__name__
+    return error_response(503, "Database unavailable, retry later", {"Retry-After": RETRY_AFTER_SECONDS})
+
+
 def _handle_dbapi_error(error: DBAPIError) -> Response:
     # A missing table is no outage: say what is wrong, or operators chase a healthy database.
     if isinstance(error, OperationalError | ProgrammingError) and is_missing_schema(error):
@@ -192,6 +200,7 @@ def register_error_handlers(app: Flask, jwt: JWTManager) -> None:
         app.register_error_handler(error_type, _domain_error)
     app.register_error_handler(RateLimitExceeded, _handle_rate_limited)
     app.register_error_handler(PoolTimeoutError, _handle_database_down)
+    app.register_error_handler(DatabaseUnavailableError, _handle_database_known_down)
     app.register_error_handler(DBAPIError, _handle_dbapi_error)
     register_token_errors(app, jwt)
 

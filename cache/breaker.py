@@ -1,4 +1,8 @@
-"""A small circuit breaker: after a failure, skip a remote dependency for a cool-down period."""
+"""A small circuit breaker: after a failure, skip a remote dependency for a cool-down period.
+
+Used by the listing cache (Redis) and by the database engine (repositories/database.py); it
+imports nothing of the project, so any layer may use it.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +15,17 @@ class CircuitBreaker:
     """Closed until a failure; then open for `cooldown` seconds, after which one caller may probe.
 
     A frozen peer costs a socket timeout per call; with the breaker, one process pays it at
-    most once per cool-down instead of on every call of every request.
+    most once per cool-down instead of on every call of every request. The probe has
+    `probe_timeout` seconds (default: one cool-down) to report back before another caller may
+    probe; give it the dependency's worst-case answer time when that exceeds the cool-down, so
+    that probes never pile up behind a silent peer.
     """
 
-    def __init__(self, cooldown: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, cooldown: float, clock: Callable[[], float] = time.monotonic, *, probe_timeout: float | None = None
+    ) -> None:
         self._cooldown = cooldown
+        self._probe_timeout = cooldown if probe_timeout is None else probe_timeout
         self._clock = clock
         self._lock = threading.Lock()
         self._failing = False
@@ -35,7 +45,7 @@ class CircuitBreaker:
             if now < self._retry_at:
                 return False
             # This caller is the probe; the others keep skipping until it reports back.
-            self._retry_at = now + self._cooldown
+            self._retry_at = now + self._probe_timeout
             return True
 
     def succeeded(self) -> None:

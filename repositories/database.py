@@ -1,16 +1,25 @@
-"""The SQLAlchemy engine: pool, timeouts and per-backend settings that keep outages short."""
+"""The SQLAlchemy engine: pool, timeouts, per-backend settings, and the breaker that keeps outages short."""
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from collections.abc import Callable
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from cache.breaker import CircuitBreaker
 from config import Settings
 from observability.db_pool import MeteredQueuePool
 from repositories.pool_reset import skip_clean_resets
+
+log = logging.getLogger(__name__)
 
 # How long a request can wait on MySQL/MariaDB during an outage, with C = DB_CONNECT_TIMEOUT_SECONDS
 # (default 2) and R = DB_READ_TIMEOUT_SECONDS (default 3), against gunicorn's 30 s worker timeout:
@@ -24,10 +33,130 @@ from repositories.pool_reset import skip_clean_resets
 # - host unreachable (packets dropped): the TCP connect gives up after C.
 # - server freezes mid-request: the statement's read (or write) gives up after R; a request ends at
 #   its first database error, so it never waits twice.
-# So a request gets its 503 after at most max(C, R) = 3 s, plus C more only if every pooled
-# connection is busy (pool_timeout; requests beyond the pool's 2 x DB_POOL_SIZE connections wait).
+# That bounds one request, not a crowd: with every thread of a worker waiting R on a frozen server,
+# the requests queued behind them would wait R more each, in turn (24 writes on gthread's 2 x 4
+# threads: 503s after up to 15-19 s, and /healthz, queued with them, as long). Hence
+# `DatabaseBreaker`: the first timeout or failed connect opens it, and from then on this process
+# answers 503 at once without touching the pool, letting one request probe every DB_RETRY_SECONDS.
+# So a request gets its 503 after at most R (the requests already waiting when the server froze)
+# and in milliseconds once anyone has found out. Requests that were already waiting for a pooled connection (pool_timeout = C) when
+# the breaker opened are refused before they connect, so they never add R to that wait.
 # R also bounds a healthy server's silence before answering one statement: this service's
 # statements are single-row or indexed and take milliseconds, so 3 s of silence means trouble.
+
+
+class DatabaseUnavailableError(PoolTimeoutError):
+    """No connection handed out: the database is known to be down (its breaker is open).
+
+    A subclass of the pool's own "no connection in time" error, so whatever handles that one
+    (the 503 handler, the CLI's error messages) handles this one too.
+    """
+
+    def __init__(self, message: str = "database unavailable (failing fast until a probe reaches it)") -> None:
+        super().__init__(message)
+
+
+# The breaker that admitted this request (thread or greenlet) and its failure count at the time.
+_admitted: ContextVar[tuple[DatabaseBreaker, int] | None] = ContextVar("posts_db_admitted", default=None)
+
+
+class DatabaseBreaker:
+    """Fails database work fast while the database is known to be down; one probe per cool-down.
+
+    Opened by a timeout (connect, handshake, pre-ping, statement) or a connection that could not
+    be made, as reported by the engine's `handle_error` event; closed by the next connection the
+    pool hands out healthy (pre-ping passed, or just connected). Callers ask `admit()` before
+    their first statement; a new connection for a caller admitted before the latest failure is
+    refused too (`do_connect`), so a request that waited for the pool does not wait on a connect.
+    A failure that is not an outage (constraint, deadlock, lock wait, a stale pooled connection
+    that the pool replaces) leaves it closed.
+    """
+
+    def __init__(self, cooldown: float, probe_timeout: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._breaker = CircuitBreaker(cooldown, clock, probe_timeout=probe_timeout)
+        self._cooldown = cooldown
+        self._lock = threading.Lock()
+        self._failures = 0
+
+    @classmethod
+    def watching(
+        cls, engine: Engine, settings: Settings | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> DatabaseBreaker:
+        """A breaker on `engine`'s events, timed by `settings` (by default, the settings' defaults)."""
+        fields = Settings.model_fields
+        if settings is None:
+            cooldown = fields["db_retry_seconds"].default
+            worst = fields["db_connect_timeout_seconds"].default + fields["db_read_timeout_seconds"].default
+        else:
+            cooldown = settings.db_retry_seconds
+            worst = settings.db_connect_timeout_seconds + settings.db_read_timeout_seconds
+        # A probe may wait for a pooled connection and then for its handshake or ping.
+        breaker = cls(cooldown, probe_timeout=max(cooldown, float(worst)), clock=clock)
+        event.listen(engine, "handle_error", breaker._on_error)
+        event.listen(engine, "do_connect", breaker._on_connect)
+        event.listen(engine.pool, "checkout", breaker._on_checkout)
+        return breaker
+
+    @property
+    def is_open(self) -> bool:
+        """True from a failure until a connection is handed out healthy again."""
+        return self._breaker.is_open
+
+    def admit(self) -> None:
+        """Let this caller use the database, or raise DatabaseUnavailableError at once while it is down."""
+        failures = self._failures  # read first: a failure after this refuses our connect
+        if not self._breaker.allows():
+            raise DatabaseUnavailableError
+        _admitted.set((self, failures))
+
+    def release(self) -> None:
+        """This caller is done with the database (its session is closed)."""
+        _admitted.set(None)
+
+    def failed(self, reason: str) -> None:
+        """The database timed out or refused a connection: fail fast for one cool-down."""
+        with self._lock:
+            self._failures += 1
+            was_open = self._breaker.is_open
+            self._breaker.failed()
+        if not was_open:
+            # One line per outage, not per request: the refused requests are in the audit log.
+            log.warning("database unreachable (%s): 503 at once, one probe every %.1f s", reason, self._cooldown)
+
+    def succeeded(self) -> None:
+        """The database handed out a healthy connection: close the breaker."""
+        if self._breaker.is_open:
+            self._breaker.succeeded()
+            log.warning("database reachable again")
+
+    def _on_error(self, context: ExceptionContext) -> None:
+        error = context.original_exception
+        if _timed_out(error):
+            self.failed(f"{type(error).__name__} after a timeout")
+        elif context.connection is None and not context.is_pre_ping:
+            # No connection was made at all (refused, reset, bad credentials). A failed pre-ping
+            # is left to the pool: it reconnects, and only that reconnect's failure counts.
+            self.failed(f"{type(error).__name__} on connect")
+
+    def _on_connect(self, *_args: Any) -> None:
+        admitted = _admitted.get()
+        if admitted is not None and admitted[0] is self and admitted[1] != self._failures:
+            raise DatabaseUnavailableError
+
+    def _on_checkout(self, *_args: Any) -> None:
+        self.succeeded()
+
+
+def _timed_out(error: BaseException) -> bool:
+    """Whether a socket timeout is behind `error`: drivers raise their own error while handling it."""
+    seen: BaseException | None = error
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, TimeoutError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def build_engine(settings: Settings) -> Engine:

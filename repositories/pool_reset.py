@@ -37,6 +37,11 @@ def _mark_dirty(connection: Connection, *_args: Any) -> None:
 def _mark_clean(connection: Connection) -> None:
     # Fired just before the DBAPI commit/rollback; if that fails, the connection is
     # invalidated on disconnect, or the Session's own rollback follows (and marks it again).
+    if connection.invalidated:
+        # Lost mid-transaction (the database froze or went away): it is discarded, never
+        # returned, and reaching for its DBAPI connection here would raise PendingRollbackError
+        # from the session's closing rollback, turning the request's 503 into a 500.
+        return
     connection.connection.info[DIRTY_KEY] = False
 
 

@@ -48,3 +48,28 @@ def test_a_failed_probe_reopens_and_a_successful_one_closes() -> None:
     breaker.succeeded()
     assert not breaker.is_open
     assert breaker.allows() and breaker.allows()
+
+
+def test_a_probe_slower_than_the_cooldown_is_not_joined_by_another() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(1.0, clock, probe_timeout=4.0)
+    breaker.failed()
+    clock.now += 1.0
+    assert breaker.allows()  # the probe, which may take up to 4 s
+    clock.now += 3.9
+    assert not breaker.allows()
+    breaker.failed()  # the probe's answer: one more cool-down from now
+    clock.now += 0.9
+    assert not breaker.allows()
+    clock.now += 0.1
+    assert breaker.allows()
+
+
+def test_a_probe_that_never_reports_back_is_replaced_after_its_timeout() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(1.0, clock, probe_timeout=4.0)
+    breaker.failed()
+    clock.now += 1.0
+    assert breaker.allows()
+    clock.now += 4.0
+    assert breaker.allows()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from tests.e2e.helpers import E2E_SECRET, WORKERS, StartServer
 from tests.support.gunicorn import LiveServer, start_gunicorn
+from tests.support.mariadb import MariaDBServer, mariadbd_path
 from tests.support.net import free_port
 from tests.support.schema import create_schema
 
@@ -59,3 +61,18 @@ def shared_database(backend: str, database_url: str) -> str:
     if backend != "mariadb":
         pytest.skip("several hosts share one MySQL/MariaDB server; a SQLite file is not a multi-host database")
     return database_url
+
+
+@pytest.fixture
+def own_mariadb(backend: str, tmp_path: Path) -> Iterator[MariaDBServer]:
+    """A MariaDB server of this test alone, since the test stops, kills or freezes it."""
+    if backend != "mariadb":
+        pytest.skip("database outage is simulated by stopping a MariaDB server; SQLite cannot go down")
+    if mariadbd_path() is None:
+        if os.environ.get("CI"):
+            pytest.fail("mariadbd is not installed; .ci/run must install mariadb-server")
+        pytest.skip("mariadbd is not installed (apt-get install mariadb-server); MariaDB tests skipped")
+    server = MariaDBServer(tmp_path / "outage-mariadb")
+    server.start()
+    yield server
+    server.close()

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pymysql  # type: ignore[import-untyped, unused-ignore]
 import pytest
@@ -16,7 +14,8 @@ from sqlalchemy.engine import make_url
 from tests.e2e.helpers import CLOSE, TIMEOUT, StartServer, add_post, list_posts, sign_up
 from tests.support.api import ADD, PASSWORD, SIGN_IN, bearer
 from tests.support.gunicorn import LiveServer
-from tests.support.mariadb import MariaDBServer, mariadbd_path
+from tests.support.mariadb import MariaDBServer
+from tests.support.processes import freeze
 
 pytestmark = pytest.mark.e2e
 
@@ -26,21 +25,6 @@ ANSWER_BOUND_SECONDS = 5.0
 RECOVERY_SECONDS = 15.0
 TRIES = 6  # enough requests to reach every worker
 OUTAGE_KINDS = ("stopped", "killed", "frozen")
-
-
-@pytest.fixture
-def own_mariadb(backend: str, tmp_path: Path) -> Iterator[MariaDBServer]:
-    """A MariaDB server of this test alone, since the test stops it."""
-    if backend != "mariadb":
-        pytest.skip("database outage is simulated by stopping a MariaDB server; SQLite cannot go down")
-    if mariadbd_path() is None:
-        if os.environ.get("CI"):
-            pytest.fail("mariadbd is not installed; .ci/run must install mariadb-server")
-        pytest.skip("mariadbd is not installed (apt-get install mariadb-server); MariaDB tests skipped")
-    server = MariaDBServer(tmp_path / "outage-mariadb")
-    server.start()
-    yield server
-    server.close()
 
 
 def _timed_post(url: str, **kwargs: object) -> tuple[requests.Response, float]:
@@ -91,7 +75,7 @@ class Outage:
             self.server.kill()
         else:
             self._frozen_pid = int(self.server.pid_file.read_text())
-            os.kill(self._frozen_pid, signal.SIGSTOP)
+            freeze(self._frozen_pid)
 
     def end(self) -> None:
         """Same port and data directory; the service is not restarted."""

@@ -1,9 +1,14 @@
-"""Stopping the throwaway servers tests start (MariaDB, Redis)."""
+"""Stopping and freezing the throwaway servers tests start (MariaDB, Redis)."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
+import time
+from pathlib import Path
+
+FREEZE_TIMEOUT = 5.0
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float) -> None:
@@ -18,3 +23,28 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def freeze(pid: int) -> None:
+    """SIGSTOP `pid` and return once every thread of it has stopped (a frozen server: TCP accepted, no answers).
+
+    kill() returns before the threads of a busy process have all stopped: tens of milliseconds
+    on a loaded machine, time enough to answer a request sent "after" the freeze.
+    """
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + FREEZE_TIMEOUT
+    while not _all_threads_stopped(pid):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"process {pid} did not stop within {FREEZE_TIMEOUT:.0f} s of SIGSTOP")
+        time.sleep(0.001)
+
+
+def _all_threads_stopped(pid: int) -> bool:
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        try:
+            state = stat.read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):  # the thread exited meanwhile
+            continue
+        if state not in ("T", "t"):
+            return False
+    return True
