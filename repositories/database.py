@@ -39,8 +39,9 @@ log = logging.getLogger(__name__)
 # `DatabaseBreaker`: the first timeout or failed connect opens it, and from then on this process
 # answers 503 at once without touching the pool, letting one request probe every DB_RETRY_SECONDS.
 # So a request gets its 503 after at most R (the requests already waiting when the server froze)
-# and in milliseconds once anyone has found out. Requests that were already waiting for a pooled connection (pool_timeout = C) when
-# the breaker opened are refused before they connect, so they never add R to that wait.
+# and in milliseconds once anyone has found out. Requests that were already waiting for a pooled
+# connection (pool_timeout = C) when the breaker opened are refused before they connect, so they
+# never add R to that wait.
 # R also bounds a healthy server's silence before answering one statement: this service's
 # statements are single-row or indexed and take milliseconds, so 3 s of silence means trouble.
 
