@@ -54,8 +54,13 @@ class Passwords:
 
     def verify(self, password_hash: str, password: str) -> bool:
         """True when the password matches; never raises for a mismatch or a damaged hash."""
+        return self._run(lambda: self._matches(password_hash, password))
+
+    def _matches(self, password_hash: str, password: str) -> bool:
+        # Decided where the hash runs: a mismatch is an answer, not an error to carry back across
+        # threads (gevent's thread pool would print every one as a traceback).
         try:
-            return self._run(lambda: self._hasher.verify(password_hash, password))
+            return self._hasher.verify(password_hash, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return False
 
