@@ -23,13 +23,14 @@ log = logging.getLogger(__name__)
 
 # How long a request can wait on MySQL/MariaDB during an outage, with C = DB_CONNECT_TIMEOUT_SECONDS
 # (default 2) and R = DB_READ_TIMEOUT_SECONDS (default 3), against gunicorn's 30 s worker timeout:
-# - server stopped or killed: the kernel resets its sockets. The pre-ping of a pooled connection
-#   fails at once, the pool reconnects once, the connect is refused at once: 503 in milliseconds.
+# - server stopped or killed: the kernel resets its sockets. A pooled connection idle for over
+#   IDLE_PING_SECONDS is pinged on checkout: the ping fails at once, the pool reconnects once, the
+#   connect is refused at once. A connection in use until a moment ago is not pinged: its
+#   statement fails at once. Either way the 503 comes in milliseconds.
 # - server frozen (SIGSTOP, swapped out, stuck): the kernel still completes TCP handshakes, but
-#   nothing answers. A pre-ping waits R. Left alone, SQLAlchemy would then reconnect, and PyMySQL
-#   reads the server greeting under R again (its connect_timeout covers only the TCP connect):
-#   2R. `_no_reconnect_after_ping_timeout` makes a timed-out pre-ping fail the checkout instead,
-#   so it costs R; a fresh connection costs R too (the greeting never comes).
+#   nothing answers. A ping waits R; it then fails the checkout instead of reconnecting to the
+#   silent server (PyMySQL reads the greeting under R again: 2R). A fresh connection costs R too
+#   (the greeting never comes).
 # - host unreachable (packets dropped): the TCP connect gives up after C.
 # - server freezes mid-request: the statement's read (or write) gives up after R; a request ends at
 #   its first database error, so it never waits twice.
@@ -57,6 +58,10 @@ class DatabaseUnavailableError(PoolTimeoutError):
         super().__init__(message)
 
 
+# A pooled connection idle longer than this is pinged before use (DatabaseBreaker._ping_if_idle).
+IDLE_PING_SECONDS = 1.0
+IDLE_SINCE_KEY = "posts.idle_since"
+
 # The breaker that admitted this request (thread or greenlet) and its failure count at the time.
 _admitted: ContextVar[tuple[DatabaseBreaker, int] | None] = ContextVar("posts_db_admitted", default=None)
 
@@ -64,9 +69,9 @@ _admitted: ContextVar[tuple[DatabaseBreaker, int] | None] = ContextVar("posts_db
 class DatabaseBreaker:
     """Fails database work fast while the database is known to be down; one probe per cool-down.
 
-    Opened by a timeout (connect, handshake, pre-ping, statement) or a connection that could not
+    Opened by a timeout (connect, handshake, idle ping, statement) or a connection that could not
     be made, as reported by the engine's `handle_error` event; closed by the next connection the
-    pool hands out healthy (pre-ping passed, or just connected). Callers ask `admit()` before
+    pool hands out healthy (idle ping passed, or just connected). Callers ask `admit()` before
     their first statement; a new connection for a caller admitted before the latest failure is
     refused too (`do_connect`), so a request that waited for the pool does not wait on a connect.
     A failure that is not an outage (constraint, deadlock, lock wait, a stale pooled connection
@@ -94,7 +99,11 @@ class DatabaseBreaker:
         # A probe may wait for a pooled connection and then for its handshake or ping.
         breaker = cls(cooldown, probe_timeout=max(cooldown, float(worst)), clock=clock)
         event.listen(engine, "handle_error", breaker._on_error)
-        event.listen(engine, "do_connect", breaker._on_connect)
+        # First in line: the refusal must come before any listener that makes the connection.
+        event.listen(engine, "do_connect", breaker._on_connect, insert=True)
+        if engine.dialect.name != "sqlite":
+            event.listen(engine.pool, "checkin", _note_idle)
+            event.listen(engine.pool, "checkout", breaker._ping_if_idle)
         event.listen(engine.pool, "checkout", breaker._on_checkout)
         return breaker
 
@@ -147,6 +156,31 @@ class DatabaseBreaker:
     def _on_checkout(self, *_args: Any) -> None:
         self.succeeded()
 
+    def _ping_if_idle(self, dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        """checkout: ping a pooled connection that sat idle, so a dead one is replaced before use.
+
+        A connection used within the last IDLE_PING_SECONDS is handed out as is (under load that
+        is every one: no round trip); one idle longer may have been closed by the server
+        (wait_timeout, a restart, a proxy's idle cut-off). A ping that fails fast makes the pool
+        replace the connection (SQLAlchemy's DisconnectionError); one that times out means a
+        silent server: the checkout fails (503) rather than wait again on a reconnect.
+        """
+        idle_since = record.info.get(IDLE_SINCE_KEY)
+        if idle_since is None or time.monotonic() - idle_since < IDLE_PING_SECONDS:
+            return
+        try:
+            dbapi_connection.ping(reconnect=False)
+        except Exception as exc:
+            if _timed_out(exc):
+                self.failed(f"{type(exc).__name__} after a timeout on ping")
+                raise DatabaseUnavailableError from exc
+            raise DisconnectionError(f"idle connection lost ({type(exc).__name__})") from exc
+
+
+def _note_idle(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    """checkin: the connection is idle from now."""
+    record.info[IDLE_SINCE_KEY] = time.monotonic()
+
 
 def _timed_out(error: BaseException) -> bool:
     """Whether a socket timeout is behind `error`: drivers raise their own error while handling it."""
@@ -165,8 +199,11 @@ def build_engine(settings: Settings) -> Engine:
     url = make_url(settings.database_url.get_secret_value())
     # hide_parameters: driver errors quote the statement's values (emails, password hashes,
     # post text), and those errors end up in logs.
-    # pool_reset_on_return=None: skip_clean_resets() rolls back only connections that need it.
-    options: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True, "pool_reset_on_return": None}
+    # pool_reset_on_return=None: nothing to roll back on MySQL (autocommit, below); on SQLite
+    # skip_clean_resets() rolls back only connections that need it.
+    # No pool_pre_ping: a ping per checkout is a round trip on every request; DatabaseBreaker
+    # pings a pooled connection only when it sat idle (see `_ping_if_idle`).
+    options: dict[str, Any] = {"hide_parameters": True, "pool_reset_on_return": None}
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
@@ -190,25 +227,18 @@ def build_engine(settings: Settings) -> Engine:
                 "read_timeout": settings.db_read_timeout_seconds,
                 "write_timeout": settings.db_read_timeout_seconds,
             },
+            # Every statement of this service stands alone (one INSERT, one DELETE, one UPDATE, one
+            # SELECT), so each may commit itself: a read leaves no transaction (and no stale
+            # snapshot) behind, and with skip_autocommit_rollback the end of a read-only session
+            # costs no ROLLBACK round trip. A write still sends its (no-op) COMMIT.
+            isolation_level="AUTOCOMMIT",
+            skip_autocommit_rollback=True,
         )
     engine = create_engine(url, **options)
-    skip_clean_resets(engine)
     if engine.dialect.name == "sqlite":
+        skip_clean_resets(engine)
         event.listen(engine, "connect", _sqlite_pragmas)
-    else:
-        event.listen(engine, "handle_error", _no_reconnect_after_ping_timeout)
     return engine
-
-
-def _no_reconnect_after_ping_timeout(context: ExceptionContext) -> None:
-    """A pre-ping that timed out fails the checkout rather than reconnecting to a silent server.
-
-    A ping that fails fast (the server closed the connection: restart, `wait_timeout`) stays a
-    disconnect, so the pool reconnects and the request succeeds. PyMySQL raises its
-    OperationalError while handling the socket's TimeoutError, hence `__context__`.
-    """
-    if context.is_pre_ping and isinstance(context.original_exception.__context__, TimeoutError):
-        context.is_disconnect = False
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
