@@ -6,6 +6,7 @@ master checks once, before any worker), `flask --app wsgi users list` and `alemb
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -98,13 +99,26 @@ def _run(command: list[str], env: dict[str, str]) -> tuple[int, str]:
     return process.returncode, output.decode(errors="replace")
 
 
+def _messages(output: str) -> list[str]:
+    """Each line's message: gunicorn logs JSON objects (the service's log format), the CLIs plain lines."""
+    messages = []
+    for line in output.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            messages.append(line)
+            continue
+        messages.append(str(record.get("message", "")) if isinstance(record, dict) else line)
+    return messages
+
+
 @pytest.mark.parametrize("case", list(CASES))
 @pytest.mark.parametrize("entry_point", list(COMMANDS))
 def test_a_bad_configuration_is_one_line_without_secrets(tmp_path: Path, entry_point: str, case: str) -> None:
     settings, named, secrets = CASES[case]
     status, output = _run(COMMANDS[entry_point], _environment(tmp_path, settings))
     assert status != 0, output
-    errors = [line for line in output.splitlines() if line.startswith("Error:")]
+    errors = [message for message in _messages(output) if message.startswith("Error:")]
     assert len(errors) == 1, output
     assert all(name in errors[0] for name in named), errors[0]
     assert [secret for secret in secrets if secret in output] == [], output
