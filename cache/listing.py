@@ -57,6 +57,11 @@ class VersionedListingCache:
         self._pending: dict[uuid.UUID, int] = {}
         self._retrier: threading.Thread | None = None
 
+    @property
+    def max_entry_bytes(self) -> int:
+        """The largest body `put` stores; a listing that grows past it is streamed, not cached."""
+        return self._max_entry_bytes
+
     def get(self, user_id: uuid.UUID) -> tuple[str, bytes | None]:
         """The current version of the user's listing and its body if cached; ("", None) to bypass."""
         if not self._usable() or self.is_pending(user_id):
