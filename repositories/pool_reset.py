@@ -37,6 +37,10 @@ def _mark_dirty(connection: Connection, *_args: Any) -> None:
 def _mark_clean(connection: Connection) -> None:
     # Fired just before the DBAPI commit/rollback; if that fails, the connection is
     # invalidated on disconnect, or the Session's own rollback follows (and marks it again).
+    if connection.invalidated:
+        # Its DBAPI connection is gone (the pool discards it); reaching for it here would raise
+        # PendingRollbackError from inside the rollback that ends the invalid transaction.
+        return
     connection.connection.info[DIRTY_KEY] = False
 
 

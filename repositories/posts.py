@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Connection, CursorResult, Executable, Table, bindparam, case, delete, insert, null, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from models.entities import Post
@@ -24,6 +26,8 @@ _STREAMED = {"stream_results": True, "yield_per": ROWS_PER_FETCH}
 # the range looks large (measured: a page 500 posts deep read 511 rows, not 11); the hint
 # makes it seek straight to the anchor. SQLite's planner already does (EXPLAIN QUERY PLAN).
 _SEEK_HINT = "FORCE INDEX (ix_posts_user_id_seq)"
+
+log = logging.getLogger(__name__)
 
 _posts = cast(Table, PostRow.__table__)
 _anchor = _posts.alias("anchor")
@@ -64,9 +68,7 @@ class PostRows:
 
     They come over a connection of their own, not the request's session: the rows of a streamed
     listing are still being read after the view has returned and the request's teardown has run.
-    `close()` (idempotent; iterate once) gives the connection back. Closed before the last row,
-    a server-side cursor's connection is dropped instead: PyMySQL would first read every
-    remaining row off the wire (up to a whole listing) only to discard it.
+    `close()` (idempotent; iterate once) gives the connection back, also when rows are left unread.
     """
 
     def __init__(self, connection: Connection, result: CursorResult[*tuple[Any, ...]], limit: int | None) -> None:
@@ -85,7 +87,9 @@ class PostRows:
         """The next post; StopIteration after the last."""
         try:
             row = next(self._rows)
-        except StopIteration:
+        except BaseException:
+            # The end, or an error: either the connection was dropped (a disconnect) or the
+            # server's error ended the result. Nothing is left to read either way.
             self._finished = True
             raise
         self._read += 1
@@ -94,19 +98,47 @@ class PostRows:
         return Post(post_id, text, created_at)
 
     def close(self) -> None:
-        """Give the connection back (or drop it, if rows are left unread on a server-side cursor)."""
+        """Give the connection back to the pool (dropped instead if it cannot be made clean)."""
         connection, self._connection = self._connection, None
         if connection is None:
             return
         # Read to the statement's LIMIT, nothing but the end-of-rows marker is left to read.
         unread = not self._finished and (self._limit is None or self._read < self._limit)
         try:
-            if unread and connection.dialect.supports_server_side_cursors:
+            if connection.invalidated:
+                return  # a database error already dropped it
+            if unread and connection.dialect.supports_server_side_cursors and not self._interrupt(connection):
                 connection.invalidate()
-            else:
-                self._result.close()
+                return
+            self._result.close()
         finally:
             connection.close()
+
+    def _interrupt(self, connection: Connection) -> bool:
+        """Stop the server sending the rest of an unbuffered result; False if that failed.
+
+        The MySQL protocol cannot cancel a result: the client must read it all (PyMySQL's close
+        does, up to a whole listing, only to discard it) or drop the connection (whose cursor,
+        once garbage, then tries to read from the closed socket and prints a traceback on stderr).
+        KILL QUERY from another connection ends the statement instead (measured on MariaDB 10.11:
+        about 4 MiB of 1 MiB posts still arrive, in 20 ms), and the connection stays usable.
+        A KILL QUERY that arrives after the last row is harmless: it does not carry over.
+        """
+        thread_id = getattr(connection.connection.dbapi_connection, "thread_id", None)
+        if thread_id is None:
+            return False
+        try:
+            with connection.engine.connect() as other:
+                other.exec_driver_sql(f"KILL QUERY {int(thread_id())}")
+        except Exception:
+            log.warning("could not interrupt a listing query; dropping its connection", exc_info=True)
+            return False
+        try:
+            for _ in self._rows:  # the rows already sent, up to the server's "interrupted" error
+                pass
+        except OperationalError:
+            pass  # that error ends the result; the connection is clean (a disconnect is invalidated)
+        return not connection.invalidated
 
 
 class PostRepository:

@@ -100,6 +100,8 @@ class ListingStream:
                     yield chunk
         except Exception as error:
             raise ListingInterruptedError(self._user_id, sent) from error
+        finally:
+            self._rows.close()  # as soon as the rows are read (or the reading stopped), not at the response's end
         pieces.append(b"]")
         yield b"".join(pieces)
 
