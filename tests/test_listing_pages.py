@@ -218,3 +218,16 @@ def test_a_later_page_seeks_to_its_anchor_on_mariadb(
     [outer] = [row for row in plan if row["id"] == 1 and row["table"] == "posts"]
     assert outer["type"] == "range", plan
     assert float(outer["r_rows"]) <= 12, plan  # the anchor, the page, one more to see if older ones remain
+
+
+def test_openapi_documents_the_page_parameters_the_link_the_etag_and_304(client: FlaskClient) -> None:
+    path = client.get("/openapi.json").get_json()["paths"][LIST]
+    operation = path["get"]
+    query = {parameter["name"]: parameter for parameter in operation["parameters"] if parameter["in"] == "query"}
+    assert query["limit"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 1000}
+    assert query["before"]["schema"] == {"type": "string", "format": "uuid"}
+    assert not query["limit"]["required"] and not query["before"]["required"]
+    assert [parameter["name"] for parameter in path["parameters"] if parameter["in"] == "header"] == ["If-None-Match"]
+    assert {"ETag", "Link", "Cache-Control", "Vary"} <= set(operation["responses"]["200"]["headers"])
+    assert "content" not in operation["responses"]["304"] and "ETag" in operation["responses"]["304"]["headers"]
+    assert {"404", "422"} <= set(operation["responses"])

@@ -39,12 +39,13 @@ def add_post(payload: dict[str, Any]) -> dict[str, uuid.UUID]:
     return {"id": post_service().add(current_user_id(), payload["text"])}
 
 
-@blp.route("/get_my_posts", methods=["GET"])
+# If-None-Match is documented on the path: blp.doc(parameters=...) would replace `limit` and `before`.
+@blp.route("/get_my_posts", methods=["GET"], parameters=[IF_NONE_MATCH])
 @jwt_required()
 @blp.arguments(ListingQuerySchema, location="query")
 @blp.response(200, PostSchema(many=True), headers={**DOCUMENTED_HEADERS, **LINK_HEADER})
 @blp.alt_response(304, description="Not Modified: your copy is current.", headers=DOCUMENTED_HEADERS)
-@blp.doc(security=BEARER_SECURITY, parameters=[IF_NONE_MATCH])
+@blp.doc(security=BEARER_SECURITY)
 @errors(blp, 401, 404, 503)
 def get_my_posts(query: dict[str, Any]) -> Response:
     """List my posts, newest first

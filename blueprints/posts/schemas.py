@@ -25,7 +25,7 @@ class ListingQuerySchema(RequestSchema):
         validate=validate.Range(min=1, max=MAX_PAGE_POSTS),
         metadata={
             "description": f"At most this many posts (1 to {MAX_PAGE_POSTS}). A page also ends early, "
-            "with a `next` link, once its body reaches 1 MiB."
+            "with a `next` link, once its body would pass 1 MiB."
         },
     )
     before = fields.UUID(
