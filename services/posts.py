@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,8 +14,6 @@ from cache.listing import VersionedListingCache
 from models.entities import Post
 from repositories.posts import PostRepository, PostRows
 from services.errors import PostNotFoundError
-
-log = logging.getLogger(__name__)
 
 # A streamed listing is sent in pieces of about this size (a single large post is one piece).
 STREAM_CHUNK_BYTES = 64 * 1024
@@ -46,11 +43,11 @@ class Validators:
     """What the client's If-None-Match holds: the tags of its copies (compared weakly), or `*`."""
 
     tags: frozenset[str] = frozenset()
-    any: bool = False
+    star: bool = False
 
     def current(self, tag: str | None) -> bool:
-        """Whether a representation with this tag is one the client already has."""
-        return self.any or (tag is not None and tag in self.tags)
+        """Whether a representation with this tag is one the client already has (`*`: any is)."""
+        return self.star or (tag is not None and tag in self.tags)
 
 
 NO_VALIDATORS = Validators()
@@ -163,7 +160,7 @@ class PostService:
         # already, and the body stored (or the tag sent) under it is never matched again.
         version, cached = self._cache.get(user_id)
         tag = _tag(user_id, page, b"v", version.encode()) if version else None
-        if tag is not None and (tag in validators.tags or (validators.any and page.before is None)):
+        if tag is not None and (tag in validators.tags or (validators.star and page.before is None)):
             return Listing(tag)
         if not page.is_whole:
             return self._page(user_id, page, tag, validators)

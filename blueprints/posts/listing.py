@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from flask import Response, request, url_for
+from werkzeug.http import parse_etags
 
 from blueprints.middleware.request_id import request_id
 from services.posts import Listing, ListingInterruptedError, ListingStream, Validators
@@ -39,18 +40,11 @@ LINK_HEADER: dict[str, dict[str, Any]] = {
         "schema": {"type": "string"},
     },
 }
-IF_NONE_MATCH: dict[str, Any] = {
-    "name": "If-None-Match",
-    "in": "header",
-    "required": False,
-    "description": "ETags of copies you hold (weak comparison), or `*`: 304 if the listing is unchanged.",
-    "schema": {"type": "string"},
-}
 
 
-def validators() -> Validators:
-    """The request's If-None-Match: `W/"x"` and `"x"` name the same copy (weak comparison, RFC 9110 13.1.2)."""
-    etags = request.if_none_match
+def validators(if_none_match: str) -> Validators:
+    """An If-None-Match value: `W/"x"` and `"x"` name the same copy (weak comparison, RFC 9110 13.1.2)."""
+    etags = parse_etags(if_none_match)
     return Validators(frozenset(etags.as_set(include_weak=True)), etags.star_tag)
 
 
@@ -64,11 +58,11 @@ def listing_response(listing: Listing, query: dict[str, Any]) -> Response:
         # client used may differ from what this process sees behind a proxy.
         url = url_for(request.endpoint or "", **{**query, "before": listing.next_before})
         headers["Link"] = f'<{url}>; rel="next"'
-    if listing.body is not None:
-        return Response(listing.body, mimetype="application/json", headers=headers)
+    if listing.not_modified:
+        return Response(status=304, headers=headers)
     if listing.stream is not None:
         return _streamed(listing.stream, headers)
-    return Response(status=304, headers=headers)
+    return Response(listing.body, mimetype="application/json", headers=headers)
 
 
 def _streamed(stream: ListingStream, headers: dict[str, str]) -> Response:

@@ -10,10 +10,11 @@ from flask_jwt_extended import jwt_required
 
 from blueprints.auth.tokens import current_user_id, jwt_required_in_header_or_body
 from blueprints.openapi import BEARER_SECURITY, Blueprint, errors
-from blueprints.posts.listing import DOCUMENTED_HEADERS, IF_NONE_MATCH, LINK_HEADER, listing_response, validators
+from blueprints.posts.listing import DOCUMENTED_HEADERS, LINK_HEADER, listing_response, validators
 from blueprints.posts.schemas import (
     AddPostSchema,
     DeletedSchema,
+    ListingHeadersSchema,
     ListingQuerySchema,
     PostCreatedSchema,
     PostIdSchema,
@@ -39,15 +40,15 @@ def add_post(payload: dict[str, Any]) -> dict[str, uuid.UUID]:
     return {"id": post_service().add(current_user_id(), payload["text"])}
 
 
-# If-None-Match is documented on the path: blp.doc(parameters=...) would replace `limit` and `before`.
-@blp.route("/get_my_posts", methods=["GET"], parameters=[IF_NONE_MATCH])
+@blp.route("/get_my_posts", methods=["GET"])
 @jwt_required()
 @blp.arguments(ListingQuerySchema, location="query")
+@blp.arguments(ListingHeadersSchema, location="headers")
 @blp.response(200, PostSchema(many=True), headers={**DOCUMENTED_HEADERS, **LINK_HEADER})
 @blp.alt_response(304, description="Not Modified: your copy is current.", headers=DOCUMENTED_HEADERS)
 @blp.doc(security=BEARER_SECURITY)
 @errors(blp, 401, 404, 503)
-def get_my_posts(query: dict[str, Any]) -> Response:
+def get_my_posts(query: dict[str, Any], headers: dict[str, str]) -> Response:
     """List my posts, newest first
 
     Without parameters, the whole list, however long (sent in chunks when large). With `limit`
@@ -56,7 +57,8 @@ def get_my_posts(query: dict[str, Any]) -> Response:
     Send the `ETag` back in `If-None-Match` to get 304 while your copy is current.
     """
     page = Page(query.get("limit"), query.get("before"))
-    return listing_response(post_service().listing(current_user_id(), page, validators()), query)
+    listing = post_service().listing(current_user_id(), page, validators(headers.get("if_none_match", "")))
+    return listing_response(listing, query)
 
 
 @blp.route("/delete_my_post", methods=["DELETE"])

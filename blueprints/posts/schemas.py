@@ -36,6 +36,17 @@ class ListingQuerySchema(RequestSchema):
     )
 
 
+class ListingHeadersSchema(RequestSchema):
+    """The conditional request header of a listing."""
+
+    if_none_match = fields.String(
+        data_key="If-None-Match",
+        metadata={
+            "description": "ETags of copies you hold (compared weakly), or `*`: 304 while the listing is unchanged."
+        },
+    )
+
+
 class PostIdSchema(RequestSchema):
     """Which post to delete."""
 
