@@ -1,25 +1,30 @@
 # Posts API image: gunicorn serving wsgi:app with the settings in gunicorn.conf.py.
-FROM python:3.11-slim
+# Two stages: uv resolves the locked runtime dependencies in the first; the second holds the
+# virtualenv and the service's code only (no uv, no dev tools, no tests, no benchmark).
 
-ENV PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1 \
-    # Use the image's Python 3.11; never download another one.
-    UV_PYTHON_DOWNLOADS=never \
+# --- build: the locked runtime dependencies in /app/.venv -----------------------------------
+FROM python:3.11-slim AS build
+ENV UV_PYTHON_DOWNLOADS=never \
     UV_COMPILE_BYTECODE=1 \
-    UV_LINK_MODE=copy
-
+    UV_LINK_MODE=copy \
+    UV_PROJECT_ENVIRONMENT=/app/.venv
 # Pinned to the uv that wrote uv.lock, so `--frozen` reads it the same way.
 RUN pip install --no-cache-dir uv==0.13.9
-
 WORKDIR /app
-
-# Dependencies first: this layer is rebuilt only when the lock changes, not on every code edit.
 COPY pyproject.toml uv.lock ./
 RUN uv sync --frozen --no-dev --no-cache
 
-# The source (.dockerignore keeps out .venv, instance/, .env, caches and test output).
+# --- runtime ----------------------------------------------------------------------------------
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PATH=/app/.venv/bin:$PATH \
+    APP_ENV=production
+WORKDIR /app
+# The same base image, so the virtualenv's interpreter path is valid here too.
+COPY --from=build /app/.venv /app/.venv
+# The service's code; .dockerignore keeps out tests/, bench/, .ci/, docs/, deploy/ and local state.
 COPY . .
-
 # Run as an unprivileged user. The code and the virtualenv stay root-owned and read-only to it;
 # only instance/ (filesystem cache, development files) is writable.
 RUN useradd --system --create-home --uid 10001 app \
@@ -28,5 +33,6 @@ RUN useradd --system --create-home --uid 10001 app \
 USER app
 
 EXPOSE 8000
-# uv forwards SIGTERM to gunicorn, which drains requests for up to graceful_timeout.
-CMD ["uv", "run", "--no-sync", "gunicorn", "wsgi:app"]
+# gunicorn drains requests for up to graceful_timeout on SIGTERM. The same image runs the
+# migrations: `alembic upgrade head` (docker-compose.yml's migrate service).
+CMD ["gunicorn", "wsgi:app"]

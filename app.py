@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -15,12 +13,14 @@ from blueprints.errors import register_error_handlers
 from blueprints.middleware.body_limit import ChunkedBodyLimit, reject_oversized_body
 from blueprints.middleware.headers import add_standard_headers
 from blueprints.middleware.json_provider import StrictJSONProvider
-from blueprints.middleware.request_id import echo_request_id
+from blueprints.middleware.request_id import echo_request_id, request_id
 from blueprints.openapi import api, openapi_config
 from blueprints.posts import routes as posts_routes
 from commands import register_commands
 from config import INSTANCE_DIR, MAX_BODY_BYTES, Settings, flask_config, load_settings
 from extensions import db, flask_cache, jwt, limiter, listing_cache, passwords, readiness
+from observability.instrument import init_metrics
+from observability.logs import init_logging
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -42,8 +42,8 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 
 def configure(app: Flask, settings: Settings) -> None:
-    """Flask and extension settings, strict JSON bodies, and the log level."""
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    """Flask and extension settings, strict JSON bodies, and the one log stream."""
+    init_logging(settings, request_id)
     app.config.update(flask_config(settings))
     app.config.update(openapi_config())
     app.json = StrictJSONProvider(app)
@@ -62,7 +62,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
 
 
 def register_middleware(app: Flask, settings: Settings) -> None:
-    """What every request passes through: the body limit, proxy headers, request ids, headers, the audit log."""
+    """What every request passes through: the body limit, proxy headers, request ids, headers, audit, metrics."""
     app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, MAX_BODY_BYTES)  # type: ignore[method-assign]
     if settings.trusted_proxy_hops:
         # Only then is X-Forwarded-For believed (its last N hops): the client address keys the
@@ -75,6 +75,8 @@ def register_middleware(app: Flask, settings: Settings) -> None:
     app.after_request(add_standard_headers)
     app.after_request(echo_request_id)
     init_audit_log(app)
+    # Outermost, so a request's latency counts everything the app does for it.
+    init_metrics(app, settings, db.of(app).engine)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -29,9 +29,12 @@ JWT_ALGORITHM = "HS256"
 CacheBackend = Literal["simple", "filesystem", "redis"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 CACHE_TYPES = {"simple": "SimpleCache", "filesystem": "FileSystemCache", "redis": "RedisCache"}
-# Flask config keys of our own: the two rate limits, read per request by the limiter.
+# Flask config keys of our own: the rate limits, read per request by the limiter, and the
+# lifetime of the device cookie (blueprints/auth/devices.py).
 SIGN_IN_FAILURES_KEY = "POSTS_RATE_LIMIT_SIGN_IN_FAILURES"
+DEVICE_SIGN_IN_FAILURES_KEY = "POSTS_RATE_LIMIT_DEVICE_SIGN_IN_FAILURES"
 AUTH_PER_ADDRESS_KEY = "POSTS_RATE_LIMIT_AUTH_PER_ADDRESS"
+DEVICE_COOKIE_LIFETIME_KEY = "POSTS_DEVICE_COOKIE_LIFETIME"
 
 
 class ConfigError(RuntimeError):
@@ -63,9 +66,17 @@ class Settings(BaseSettings):
     db_read_timeout_seconds: int = Field(default=3, gt=0)
     db_pool_size: int = Field(default=5, gt=0)
     log_level: LogLevel = "INFO"
+    # None: JSON when app_env is production, readable console lines otherwise (observability.logs).
+    log_format: Literal["json", "console"] | None = None
+    # None: no metrics. Set: gunicorn's master serves every worker's metrics on this port.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_addr: str = "0.0.0.0"  # noqa: S104 - only when metrics_port is set; like gunicorn's bind
     rate_limits_enabled: bool = True
     rate_limit_sign_in_failures: str = "5 per 15 minutes"
     rate_limit_auth_per_address: str = "120 per minute"
+    # A device that signed in before has its own failure limit instead of the account's.
+    rate_limit_device_sign_in_failures: str = "5 per 15 minutes"
+    device_cookie_days: int = Field(default=90, gt=0, le=400)
     trusted_proxy_hops: int = Field(default=0, ge=0)
 
     @model_validator(mode="before")
@@ -96,7 +107,7 @@ class Settings(BaseSettings):
             raise ValueError(f"must be at least {MIN_SECRET_BYTES} bytes")
         return value
 
-    @field_validator("rate_limit_sign_in_failures", "rate_limit_auth_per_address")
+    @field_validator("rate_limit_sign_in_failures", "rate_limit_auth_per_address", "rate_limit_device_sign_in_failures")
     @classmethod
     def _a_rate_limit(cls, value: str) -> str:
         problem = f"not a rate limit such as '5 per 15 minutes': {value!r}"
@@ -160,6 +171,7 @@ def flask_config(settings: Settings) -> dict[str, object]:
         **_jwt_config(settings),
         **_cache_config(settings),
         **_rate_limit_config(settings),
+        DEVICE_COOKIE_LIFETIME_KEY: timedelta(days=settings.device_cookie_days),
     }
 
 
@@ -201,11 +213,12 @@ def _cache_config(settings: Settings) -> dict[str, object]:
 
 
 def _rate_limit_config(settings: Settings) -> dict[str, object]:
-    """Flask-Limiter: on or off, where counters live (Redis when configured), the two limits."""
+    """Flask-Limiter: on or off, where counters live (Redis when configured), the limits."""
     config: dict[str, object] = {
         "RATELIMIT_ENABLED": settings.rate_limits_enabled,
         "RATELIMIT_STORAGE_URI": settings.redis_url.get_secret_value() if settings.redis_url else "memory://",
         SIGN_IN_FAILURES_KEY: settings.rate_limit_sign_in_failures,
+        DEVICE_SIGN_IN_FAILURES_KEY: settings.rate_limit_device_sign_in_failures,
         AUTH_PER_ADDRESS_KEY: settings.rate_limit_auth_per_address,
     }
     if settings.redis_url:

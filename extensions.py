@@ -7,7 +7,6 @@ session per request), the listing cache, the password hasher and the readiness p
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -25,8 +24,9 @@ from cache.listing import MEMO_MAX_BYTES, VersionedListingCache
 from config import Settings
 from repositories.database import build_engine
 from repositories.health import DatabaseProbe
+from repositories.schema import SchemaProbe
 from services.passwords import Passwords
-from services.readiness import Readiness
+from services.readiness import Probe, Readiness
 
 T = TypeVar("T")
 
@@ -125,7 +125,7 @@ class PasswordHasher(AppState[Passwords]):
 
 
 class ReadinessProbes(AppState[Readiness]):
-    """What `/readyz` checks: the database, and Redis when configured, each on a short timeout."""
+    """What `/readyz` checks: the database, its schema (migrated?), Redis when configured; short timeouts."""
 
     def __init__(self) -> None:
         super().__init__("posts.readiness")
@@ -133,12 +133,14 @@ class ReadinessProbes(AppState[Readiness]):
     def init_app(self, app: Flask, settings: Settings) -> None:
         """Build the probes for this app's database and Redis."""
         timeout = settings.health_timeout_seconds
-        probes: dict[str, Callable[[], bool]] = {
-            "database": DatabaseProbe(settings.database_url.get_secret_value(), timeout)
+        database_url = settings.database_url.get_secret_value()
+        probes: dict[str, Probe] = {
+            "database": DatabaseProbe(database_url, timeout),
+            "schema": SchemaProbe(database_url, timeout),
         }
         if settings.redis_url is not None:
             probes["redis"] = RedisProbe(settings.redis_url.get_secret_value(), settings.redis_timeout_seconds)
-        self.bind(app, Readiness(probes))
+        self.bind(app, Readiness(probes, requires={"schema": "database"}))
 
 
 jwt = JWTManager()

@@ -8,16 +8,6 @@ settings (the cache backend among them) come from config.py, like every other en
 from __future__ import annotations
 
 import os
-import sys
-
-from config import ConfigError, load_settings
-
-# The app's settings are checked once, here in the master, before any worker starts: a bad
-# configuration is one line on stderr and exit status 1, not a traceback per worker.
-try:
-    load_settings()
-except ConfigError as _error:
-    sys.exit(f"Error: {_error}")
 
 # --- Socket ----------------------------------------------------------------------------
 # PaaS platforms hand the port in PORT; GUNICORN_BIND replaces the whole address
@@ -54,7 +44,41 @@ graceful_timeout = 30
 keepalive = 5
 
 # --- Logging ---------------------------------------------------------------------------
-# Both to stdout/stderr, where containers and process managers collect them.
+# One stream (stderr), one format: this logger class sends gunicorn's own lines and its access
+# log through the app's log handler (observability.logs): one JSON object per line in
+# production, readable lines in development. accesslog "-" turns the access log on; its
+# fields are fixed (access_log_format is not used).
+logger_class = "observability.gunicorn_logger.GunicornLogger"
 accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+
+
+# --- Hooks (observability.gunicorn_hooks) -------------------------------------------------
+# Imported when called: the master has put the checkout on sys.path by then.
+def on_starting(server: object) -> None:
+    """Master, before forking: refuse bad settings in one line; prepare the metrics directory."""
+    from observability import gunicorn_hooks
+
+    gunicorn_hooks.on_starting(server)
+
+
+def when_ready(server: object) -> None:
+    """Master, listening: serve every worker's metrics on METRICS_PORT (when set)."""
+    from observability import gunicorn_hooks
+
+    gunicorn_hooks.when_ready(server)
+
+
+def child_exit(server: object, worker: object) -> None:
+    """Master, a worker exited: drop its live gauges."""
+    from observability import gunicorn_hooks
+
+    gunicorn_hooks.child_exit(server, worker)
+
+
+def on_exit(server: object) -> None:
+    """Master, exiting: remove the metrics directory it made."""
+    from observability import gunicorn_hooks
+
+    gunicorn_hooks.on_exit(server)

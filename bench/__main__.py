@@ -1,4 +1,4 @@
-"""`uv run --group bench python -m bench [--scaling]`: run the benchmark and print its table."""
+"""`uv run --group bench python -m bench [--scaling] [options]`: run the benchmark and print its table."""
 
 from __future__ import annotations
 
@@ -19,9 +19,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
     parser.add_argument("--only", action="append", default=[], help="run only workloads whose name contains this")
     parser.add_argument("--keep-alive-only", action="store_true", help="skip the fresh-connection runs")
-    parser.add_argument("--profile", action="store_true", help="py-spy one worker in each workload's first run")
+    parser.add_argument("--profile", action="store_true", help="py-spy the workers in each workload's first run")
     parser.add_argument(
         "--gunicorn-threads", type=int, help="GUNICORN_THREADS for every server (default: gunicorn.conf.py's)"
+    )
+    parser.add_argument(
+        "--worker-class",
+        choices=("gthread", "gevent", "sync"),
+        help="gunicorn worker class for every server, ceilings included (default: gunicorn.conf.py's gthread)",
+    )
+    parser.add_argument(
+        "--redis", action="store_true", help="give the service REDIS_URL (a throwaway redis-server) for its cache"
     )
     parser.add_argument("--label", default="", help="name of the results files (default: a timestamp)")
     options = parser.parse_args()
@@ -41,6 +49,8 @@ def main() -> None:
             label=options.label,
             profile=options.profile,
             gunicorn_threads=options.gunicorn_threads,
+            worker_class=options.worker_class,
+            redis=options.redis,
         )
     )
 

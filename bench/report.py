@@ -1,25 +1,32 @@
-"""Summaries of repeated wrk runs, ratios to the ceiling, the targets, and the table/JSON/PNG outputs."""
+"""Summaries of repeated wrk runs, ratios to each workload's own ceiling, verdicts, and the table/JSON/PNG outputs."""
 
 from __future__ import annotations
 
 import json
 import statistics
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench import targets
+from bench.targets import Target, Verdict, mark
 from bench.wrk import WrkResult
 
-CEILING = "ceiling"
-# Issue 4's targets as fractions of the ceiling's req/s, for keep-alive connections.
-CEILING_TARGETS = {"get_my_posts hit (20)": 0.7, "add-post": 0.35, "get_my_posts miss (20)": 0.35}
-SIGN_IN = "sign_in"
-SIGN_IN_FACTOR = 0.8
+SPREAD_KINDS = ("keep-alive",)
+
+
+@dataclass(frozen=True)
+class Pairing:
+    """The ceiling a workload run was paired with: its req/s and p99 (None for a computed ceiling)."""
+
+    rps: float
+    p99_ms: float | None = None
 
 
 @dataclass(frozen=True)
 class Summary:
-    """The median of repeated runs of one workload over one kind of connection."""
+    """The medians of repeated runs of one workload over one kind of connection, judged against its ceiling."""
 
     workload: str
     connections: str
@@ -29,105 +36,119 @@ class Summary:
     p99_ms: float
     non_2xx: int
     socket_errors: int
+    run_rps: tuple[float, ...] = ()
+    spread: float = 0.0
+    ceiling: str | None = None
     ratio: float | None = None
+    p99_ratio: float | None = None
+    ratio_verdict: Verdict | None = None
+    p99_verdict: Verdict | None = None
+    spread_verdict: Verdict | None = None
 
 
-def summarize(workload: str, connections: str, results: list[WrkResult]) -> Summary:
-    """Medians of req/s, p50 and p99 over the runs; errors are summed (one is one too many)."""
+def summarize(
+    workload: str,
+    connections: str,
+    results: Sequence[WrkResult],
+    *,
+    ceiling: str | None = None,
+    pairings: Sequence[Pairing] = (),
+    target: Target | None = None,
+) -> Summary:
+    """Medians over the runs (errors summed: one is one too many), ratios to the paired ceiling, verdicts.
+
+    `pairings[i]` is the ceiling measured right before `results[i]`; each ratio is the median of
+    the per-run ratios, so a run compares only with a ceiling that saw the same machine load.
+    """
     if not results:
         raise ValueError(f"no runs for {workload} ({connections})")
+    if pairings and len(pairings) != len(results):
+        raise ValueError(f"{len(pairings)} ceiling runs for {len(results)} runs of {workload} ({connections})")
+    run_rps = tuple(result.rps for result in results)
+    rps_ratios = [result.rps / pair.rps for result, pair in zip(results, pairings, strict=False) if pair.rps > 0]
+    p99_ratios = [result.p99_ms / pair.p99_ms for result, pair in zip(results, pairings, strict=False) if pair.p99_ms]
+    ratio = statistics.median(rps_ratios) if rps_ratios else None
+    p99_ratio = statistics.median(p99_ratios) if p99_ratios else None
+    runs = len(results)
+    goal = target or Target()
     return Summary(
         workload=workload,
         connections=connections,
-        runs=len(results),
-        rps=statistics.median(result.rps for result in results),
+        runs=runs,
+        rps=statistics.median(run_rps),
         p50_ms=statistics.median(result.p50_ms for result in results),
         p99_ms=statistics.median(result.p99_ms for result in results),
         non_2xx=sum(result.non_2xx for result in results),
         socket_errors=sum(result.socket_errors for result in results),
+        run_rps=run_rps,
+        spread=targets.spread(list(run_rps)),
+        ceiling=ceiling,
+        ratio=ratio,
+        p99_ratio=p99_ratio,
+        ratio_verdict=None if goal.min_ratio is None else targets.judge_ratio(ratio, runs, goal.min_ratio),
+        p99_verdict=None if goal.max_p99_ratio is None else targets.judge_p99(p99_ratio, runs, goal.max_p99_ratio),
+        spread_verdict=(
+            targets.judge_spread(list(run_rps), goal.max_spread)
+            if goal.max_spread is not None and connections in SPREAD_KINDS
+            else None
+        ),
     )
 
 
-def with_ratios(summaries: list[Summary], paired: dict[tuple[str, str], list[float]] | None = None) -> list[Summary]:
-    """Each summary with its ratio to the ceiling over the same kind of connection.
-
-    With `paired` (each run's req/s over the ceiling run right before it) the ratio is their
-    median; otherwise the median req/s over the ceiling's median req/s.
-    """
-    ceilings = {s.connections: s.rps for s in summaries if s.workload == CEILING}
-    out = []
-    for summary in summaries:
-        ceiling = ceilings.get(summary.connections)
-        pairs = (paired or {}).get((summary.workload, summary.connections))
-        if summary.workload == CEILING:
-            ratio: float | None = 1.0
-        elif pairs:
-            ratio = statistics.median(pairs)
-        else:
-            ratio = summary.rps / ceiling if ceiling else None
-        out.append(Summary(**{**asdict(summary), "ratio": ratio}))
-    return out
-
-
-def sign_in_target(workers: int, verify_seconds: float) -> float:
-    """The sign-in goal in req/s: 0.8 x workers / one argon2id verification."""
-    return SIGN_IN_FACTOR * workers / verify_seconds
-
-
-def check_targets(summaries: list[Summary], workers: int, verify_seconds: float) -> list[dict[str, Any]]:
-    """Each target of the issue, measured over keep-alive connections, with whether it is met."""
-    by_name = {s.workload: s for s in summaries if s.connections == "keep-alive"}
-    checks: list[dict[str, Any]] = []
-    for name, goal in CEILING_TARGETS.items():
-        summary = by_name.get(name)
-        if summary is not None and summary.ratio is not None:
-            checks.append(
-                {
-                    "target": f"{name} >= {goal} x ceiling",
-                    "measured": round(summary.ratio, 3),
-                    "met": summary.ratio >= goal,
-                }
-            )
-    sign_in = by_name.get(SIGN_IN)
-    if sign_in is not None:
-        goal_rps = sign_in_target(workers, verify_seconds)
-        verify_ms = verify_seconds * 1000
-        checks.append(
-            {
-                "target": f"sign_in >= {SIGN_IN_FACTOR} x {workers} / {verify_ms:.1f} ms = {goal_rps:.1f} req/s",
-                "measured": round(sign_in.rps, 1),
-                "met": sign_in.rps >= goal_rps,
-            }
-        )
+def checks(summaries: Sequence[Summary], peak_rss_mib: dict[str, dict[int, float]]) -> list[dict[str, Any]]:
+    """Every verdict as one line: the workloads' targets, zero errors, and each judged server's worker RSS."""
+    lines: list[dict[str, Any]] = []
+    for s in summaries:
+        for what, verdict in (
+            (f"req/s / {s.ceiling}", s.ratio_verdict),
+            (f"p99 / {s.ceiling}'s p99", s.p99_verdict),
+            ("spread (max/min - 1)", s.spread_verdict),
+        ):
+            if verdict is not None:
+                lines.append(_line(f"{s.workload} ({s.connections}): {what} {verdict.goal}", verdict))
     failing = [s for s in summaries if s.non_2xx or s.socket_errors]
-    checks.append(
+    lines.append(
         {
             "target": "zero non-2xx and socket errors in every workload",
             "measured": ", ".join(f"{s.workload} ({s.connections})" for s in failing) or "none",
             "met": not failing,
         }
     )
-    return checks
+    for server, peaks in peak_rss_mib.items():
+        verdict = targets.judge_rss(max(peaks.values(), default=0.0))
+        lines.append(_line(f"worker peak RSS ({server}) {verdict.goal}", verdict))
+    return lines
 
 
-def format_table(summaries: list[Summary]) -> str:
-    """A Markdown table: one row per workload and kind of connection."""
+def _line(target: str, verdict: Verdict) -> dict[str, Any]:
+    measured = None if verdict.measured is None else round(verdict.measured, 3)
+    return {"target": target, "measured": measured, "met": verdict.met}
+
+
+def format_table(summaries: Sequence[Summary]) -> str:
+    """A Markdown table: one row per workload and kind of connection, with its ratio, target and mark."""
     lines = [
-        "| workload | connections | req/s | p50 ms | p99 ms | non-2xx | socket errors | ratio to ceiling |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| workload | connections | req/s | spread | p50 ms | p99 ms | non-2xx / socket err "
+        "| ceiling | ratio | target | | p99 / ceiling's | |",
+        "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---|---:|---|",
     ]
     for s in summaries:
+        spread = f"{s.spread:.2f}" + (f" {mark(s.spread_verdict.met)}" if s.spread_verdict else "")
         ratio = "" if s.ratio is None else f"{s.ratio:.2f}"
+        goal = s.ratio_verdict.goal if s.ratio_verdict else ""
+        met = mark(s.ratio_verdict.met) if s.ratio_verdict else ""
+        p99 = "" if s.p99_ratio is None else f"{s.p99_ratio:.1f}"
+        p99_met = f"{mark(s.p99_verdict.met)} {s.p99_verdict.goal}" if s.p99_verdict else ""
         lines.append(
-            f"| {s.workload} | {s.connections} | {s.rps:,.0f} | {s.p50_ms:.2f} | {s.p99_ms:.2f} | "
-            f"{s.non_2xx} | {s.socket_errors} | {ratio} |"
+            f"| {s.workload} | {s.connections} | {s.rps:,.0f} | {spread} | {s.p50_ms:.2f} | {s.p99_ms:.2f} | "
+            f"{s.non_2xx} / {s.socket_errors} | {s.ceiling or ''} | {ratio} | {goal} | {met} | {p99} | {p99_met} |"
         )
     return "\n".join(lines)
 
 
-def format_checks(checks: list[dict[str, Any]]) -> str:
-    """One line per target: met or missed, and the measured value."""
-    return "\n".join(f"- [{'x' if c['met'] else ' '}] {c['target']}: measured {c['measured']}" for c in checks)
+def format_checks(lines: list[dict[str, Any]]) -> str:
+    """One line per verdict: ✓ met, ✗ missed, ? not judged (too few runs), and the measured value."""
+    return "\n".join(f"- {mark(line['met'])} {line['target']}: measured {line['measured']}" for line in lines)
 
 
 def write_json(path: Path, document: dict[str, Any]) -> None:
@@ -136,27 +157,40 @@ def write_json(path: Path, document: dict[str, Any]) -> None:
     path.write_text(json.dumps(document, indent=2, default=str) + "\n")
 
 
-def write_chart(path: Path, summaries: list[Summary], title: str) -> None:
-    """A bar chart of each workload's ratio to the ceiling, keep-alive and fresh connections side by side."""
+def write_chart(path: Path, summaries: Sequence[Summary], title: str) -> None:
+    """Each workload's ratio to its own ceiling as bars (keep-alive and fresh side by side), its target as a line.
+
+    The title should say how many runs the medians summarize.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = list(dict.fromkeys(s.workload for s in summaries))
-    kinds = list(dict.fromkeys(s.connections for s in summaries))
-    ratios = {(s.workload, s.connections): s.ratio or 0.0 for s in summaries}
+    judged = [s for s in summaries if s.ratio is not None]
+    names = list(dict.fromkeys(s.workload for s in judged))
+    kinds = list(dict.fromkeys(s.connections for s in judged))
+    ratios = {(s.workload, s.connections): s.ratio or 0.0 for s in judged}
+    goals = {s.workload: s.ratio_verdict for s in judged if s.ratio_verdict is not None}
     width = 0.8 / max(1, len(kinds))
-    figure, axes = plt.subplots(figsize=(12, 5))
+    figure, axes = plt.subplots(figsize=(12, 5.5))
     for offset, kind in enumerate(kinds):
         xs = [index + offset * width for index in range(len(names))]
-        axes.bar(xs, [ratios.get((name, kind), 0.0) for name in names], width, label=kind)
-    axes.set_xticks(
-        [index + width * (len(kinds) - 1) / 2 for index in range(len(names))], names, rotation=30, ha="right"
-    )
-    axes.set_ylabel("req/s ÷ ceiling req/s")
-    axes.set_yscale("log")
-    axes.set_title(title)
+        bars = axes.bar(xs, [ratios.get((name, kind), 0.0) for name in names], width, label=kind)
+        axes.bar_label(bars, fmt="%.2f", fontsize=7)
+    for index, name in enumerate(names):
+        verdict = goals.get(name)
+        if verdict is not None:
+            left = index - width / 2
+            axes.hlines(verdict.threshold, left, left + width * len(kinds), colors="black", linestyles="--")
+    axes.plot([], [], "k--", label="target")
+    centers = [index + width * (len(kinds) - 1) / 2 for index in range(len(names))]
+    ceilings = {s.workload: s.ceiling or "" for s in judged}
+    labels = [f"{name}\nvs {ceilings[name]}" for name in names]
+    axes.set_xticks(centers, labels, rotation=30, ha="right", fontsize=8)
+    axes.set_ylabel("req/s / own ceiling's req/s")
+    axes.set_ylim(bottom=0)
+    axes.set_title(title, fontsize=10)
     axes.legend()
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -103,8 +103,9 @@ def run(options: Options) -> dict[str, Any]:
     growth: list[dict[str, Any]] = []
     own: list[dict[str, Any]] = []
     try:
-        with bench_servers(work_dir) as (started, url):
-            engine = create_engine(url)
+        with bench_servers(work_dir) as stack:
+            started = stack.started
+            engine = create_engine(stack.url)
             app, miss = started["app"], started["miss"]
             accounts = Accounts()
             for role in ("small", "adder"):

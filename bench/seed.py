@@ -39,6 +39,17 @@ def get_status(url: str, token: str) -> int:
         return status
 
 
+def get_body(url: str, token: str | None = None) -> bytes:
+    """GET (with the bearer token, if any) and return the 200 answer's body (HTTPError otherwise)."""
+    headers = {"Connection": "close"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310 - our own server
+    with urllib.request.urlopen(request, timeout=TIMEOUT) as response:  # noqa: S310 - our own server
+        body: bytes = response.read()
+        return body
+
+
 def sign_up(base: str, email: str) -> tuple[uuid.UUID, str]:
     """Create an account through the API; its id and access token."""
     body = post_json(base + "/api/v1/auth/sign_up", {"email_address": email, "password": PASSWORD})

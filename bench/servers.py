@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.accesslog import WorkerShare, worker_shares
 from tests.support.gunicorn import LiveServer, start_gunicorn
 from tests.support.mariadb import MariaDBServer, mariadbd_path
 from tests.support.net import free_port
@@ -15,6 +18,7 @@ BENCH_SECRET = "bench-signing-key-that-is-at-least-32-bytes-long!"
 WORKERS = 2
 # Limits of another branch, set so their cost is measured but they never answer 429.
 UNLIMITED = "1000000 per minute"
+LOG_SETTLE_SECONDS = 0.2
 
 
 def start_mariadb(base_dir: Path) -> MariaDBServer:
@@ -52,6 +56,22 @@ class Gunicorn:
         """VmRSS of each worker, in MiB."""
         return self.server.worker_rss_mib()
 
+    def worker_peak_rss_mib(self) -> dict[int, float]:
+        """VmHWM of each worker (the most it was ever resident), in MiB."""
+        return self.server.worker_peak_rss_mib()
+
+    def log_size(self) -> int:
+        """Bytes gunicorn has logged so far (an offset for `shares_since`)."""
+        return self.log_path.stat().st_size
+
+    def shares_since(self, offset: int) -> dict[int, WorkerShare]:
+        """Requests and connections per worker pid in the access log after `offset`."""
+        # The last request's line can trail wrk's end by a moment.
+        time.sleep(LOG_SETTLE_SECONDS)
+        with self.log_path.open("rb") as log:
+            log.seek(offset)
+            return worker_shares(log.read().decode(errors="replace"))
+
     def cache_bytes(self) -> int:
         """Bytes the filesystem listing cache holds on its (memory-backed) disk."""
         return sum(path.stat().st_size for path in self.cache_dir.rglob("*") if path.is_file())
@@ -62,8 +82,20 @@ class Gunicorn:
         shutil.rmtree(self.cache_dir, ignore_errors=True)
 
 
-def start_gunicorn_server(name: str, app: str, work_dir: Path, **extra_env: str) -> Gunicorn:
-    """`gunicorn -c gunicorn.conf.py <app>` with 2 workers on a free port; waits until GET / answers."""
+def check_worker_class(worker_class: str) -> None:
+    """Exit with a hint when the worker class needs a package that is not installed (gevent)."""
+    if worker_class == "gevent" and importlib.util.find_spec("gevent") is None:
+        raise SystemExit("gevent is not installed: `uv add gevent`, or run the bench with `uv run --with gevent ...`")
+
+
+def start_gunicorn_server(
+    name: str, app: str, work_dir: Path, *, worker_class: str | None = None, **extra_env: str
+) -> Gunicorn:
+    """`gunicorn -c gunicorn.conf.py <app>` with 2 workers on a free port; waits until GET / answers.
+
+    `worker_class` replaces gunicorn.conf.py's on the command line, which wins over the file.
+    The access log (JSON, as in production) names the worker and the client port of each request.
+    """
     # Where the settings put the cache by default (private, on /dev/shm when there is one),
     # but one directory per server: the miss server must not read the app's listings.
     shm = Path("/dev/shm")  # noqa: S108 - mkdtemp makes it private
@@ -82,6 +114,6 @@ def start_gunicorn_server(name: str, app: str, work_dir: Path, **extra_env: str)
         workers=WORKERS,
         log_path=work_dir / f"gunicorn-{name}.log",
         env=env,
-        extra_args=("-c", "gunicorn.conf.py"),
+        extra_args=("-c", "gunicorn.conf.py", *(("--worker-class", worker_class) if worker_class else ())),
     )
     return Gunicorn(name, server, cache_dir)

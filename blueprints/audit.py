@@ -1,18 +1,18 @@
-"""The audit log: one JSON line per security-relevant outcome, on the `posts.audit` logger.
+"""The audit log: one record per security-relevant outcome, on the `posts.audit` logger.
 
 Logged: sign-up, sign-in (success and failure), refresh, sign-out, every other 401/403/429,
 and every 5xx. Each line has the request id, the client address, the user id when known and,
 for sign-up/sign-in, a keyed fingerprint of the email (blueprints.auth.attempts), never the address.
 Nothing from a request body or a header value other than the request id is written, so
 passwords, tokens and post text cannot appear.
+
+The record's fields go through the service's one log handler (observability.logs): in
+production each record is one JSON object per line, like every other log line.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import sys
-from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, Response, g, request
@@ -29,6 +29,8 @@ AUTH_EVENTS = {
     "auth.sign_in": "sign_in",
     "auth.refresh_token": "refresh",
     "auth.sign_out": "sign_out",
+    "auth.change_password": "password_changed",
+    "auth.delete_account": "account_deleted",
 }
 # Failures whose 401/429 messages are fixed strings of ours, safe and useful to log as the reason.
 REASON_STATUSES = (401, 403, 429)
@@ -58,7 +60,7 @@ def audit_response(response: Response) -> Response:
     try:
         event = event_name(request.endpoint, response.status_code)
         if event is not None:
-            log.info(json.dumps(_record(event, response), separators=(",", ":")))
+            log.info(event, extra=_record(event, response))
     except Exception:
         logging.getLogger(__name__).exception("audit log failed (request %s)", g.get("request_id"))
     return response
@@ -67,7 +69,6 @@ def audit_response(response: Response) -> Response:
 def _record(event: str, response: Response) -> dict[str, Any]:
     status = response.status_code
     record: dict[str, Any] = {
-        "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "event": event,
         "request_id": request_id(),
         "method": request.method,
@@ -94,26 +95,7 @@ def _error_message(response: Response) -> str:
     return message if isinstance(message, str) else ""
 
 
-class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever `sys.stderr` is at the time of each record (as logging's last resort does)."""
-
-    @property
-    def stream(self) -> Any:
-        """The current standard error."""
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, _value: Any) -> None:
-        """Ignored: the stream is always the current standard error."""
-
-
 def init_audit_log(app: Flask) -> None:
-    """Send audit lines to stderr as bare JSON (no level/name prefix) and audit every response."""
-    if not any(isinstance(handler, StderrHandler) for handler in log.handlers):
-        handler = StderrHandler()
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        log.addHandler(handler)
-    # An audit trail is kept whatever LOG_LEVEL says, and not repeated by the root logger.
+    """Audit every response, whatever LOG_LEVEL says (the log format is observability.logs')."""
     log.setLevel(logging.INFO)
-    log.propagate = False
     app.after_request(audit_response)

@@ -2,27 +2,31 @@
 
 `DOMAIN_ERRORS` is the table from the service layer's refusals to HTTP; the handlers below cover
 the rest: Werkzeug's HTTP errors, schema mismatches (422), rate limits (429), tokens (401 from
-flask-jwt-extended's loaders), an unreachable database (503) and anything unexpected (500).
+flask-jwt-extended's loaders), an unreachable or unmigrated database (503) and anything unexpected (500).
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from flask import Flask, Response, g, json
+from flask import Flask, Response, current_app, g, request
 from flask_jwt_extended import JWTManager
 from flask_jwt_extended.exceptions import JWTExtendedException
 from flask_limiter.errors import RateLimitExceeded
 from jwt import PyJWTError
 from marshmallow import ValidationError
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
-from blueprints.auth.limits import TOO_MANY_ATTEMPTS, retry_after_seconds
+from blueprints.middleware.body_limit import CLOSE_CONNECTION
 from blueprints.middleware.request_id import request_id
+from extensions import limiter
+from repositories.schema import UPGRADE_COMMAND, is_missing_schema, missing_schema_cause
 from services.errors import (
     EmailTakenError,
     InvalidCredentialsError,
@@ -45,6 +49,8 @@ DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
 }
 
 RETRY_AFTER_SECONDS = "5"
+TOO_MANY_ATTEMPTS = "Too many attempts, try again later"
+SCHEMA_NOT_MIGRATED = f"Database schema is not migrated: run `{UPGRADE_COMMAND}`"
 # webargs names locations after the request part; FastAPI clients expect these names.
 LOCATION_NAMES = {"json": "body", "form": "body", "headers": "header"}
 
@@ -66,10 +72,14 @@ class AuthenticationError(ApiError):
         super().__init__(401, message)
 
 
+def json_response(body: object, status: int, headers: Mapping[str, str] | None = None) -> Response:
+    """A JSON response encoded like every other body of the app (compact, keys in the order given)."""
+    return Response(current_app.json.dumps(body), status=status, headers=headers, mimetype="application/json")
+
+
 def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
     """`{"error": message}` with the given status; 401s always carry the Bearer challenge."""
-    response = Response(json.dumps({"error": message}), status=status, mimetype="application/json")
-    response.headers.update(headers or {})
+    response = json_response({"error": message}, status, headers)
     if status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
     return response
@@ -89,8 +99,7 @@ def validation_response(messages: Any, location: str | None = None) -> Response:
         ]
     else:
         extra = list(_flatten(messages, location or "body"))
-    body = {"status_code": 422, "error": "Validation error", "extra": extra}
-    return Response(json.dumps(body), status=422, mimetype="application/json")
+    return json_response({"status_code": 422, "error": "Validation error", "extra": extra}, 422)
 
 
 def _flatten(messages: Any, prefix: str) -> Iterator[str]:
@@ -112,12 +121,27 @@ def _handle_http_exception(error: HTTPException) -> Response:
     headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
     status = error.code or 500
     if status == 413:
-        headers["Connection"] = "close"
+        # The rest of an oversized body may still be on its way: the server closes the connection.
+        request.environ[CLOSE_CONNECTION] = True
     return error_response(status, error.description or error.name, headers)
 
 
 def _handle_rate_limited(_error: RateLimitExceeded) -> Response:
     return error_response(429, TOO_MANY_ATTEMPTS, {"Retry-After": str(retry_after_seconds())})
+
+
+def retry_after_seconds() -> int:
+    """Whole seconds until the limit this request broke lets the next attempt through (at least 1)."""
+    breached = limiter.current_limit
+    if breached is None:
+        return 1
+    window = breached.limit.get_expiry()
+    try:
+        wait = breached.window[0] - time.time()
+    except Exception:  # the counter store failed after the breach; the whole window is a safe answer
+        log.warning("rate limit storage unavailable for Retry-After", exc_info=True)
+        wait = window
+    return min(window, max(1, math.ceil(wait)))
 
 
 def _handle_unexpected(error: Exception) -> Response:
@@ -132,7 +156,22 @@ def _handle_database_down(error: Exception) -> Response:
     return error_response(503, "Database unavailable, retry later", {"Retry-After": RETRY_AFTER_SECONDS})
 
 
+def _handle_schema_not_migrated(error: DBAPIError) -> Response:
+    g.error_type = type(error).__name__
+    log.error(
+        "database schema not migrated (%s: %s); run `%s` (request %s)",
+        type(error).__name__,
+        missing_schema_cause(error),
+        UPGRADE_COMMAND,
+        request_id(),
+    )
+    return error_response(503, SCHEMA_NOT_MIGRATED, {"Retry-After": RETRY_AFTER_SECONDS})
+
+
 def _handle_dbapi_error(error: DBAPIError) -> Response:
+    # A missing table is no outage: say what is wrong, or operators chase a healthy database.
+    if isinstance(error, OperationalError | ProgrammingError) and is_missing_schema(error):
+        return _handle_schema_not_migrated(error)
     if error.connection_invalidated or isinstance(error, OperationalError):
         return _handle_database_down(error)
     return _handle_unexpected(error)

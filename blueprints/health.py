@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Response, json
+from flask import Response
 from marshmallow import Schema, fields
 
-from blueprints.errors import RETRY_AFTER_SECONDS
+from blueprints.errors import RETRY_AFTER_SECONDS, json_response
 from blueprints.openapi import Blueprint
 from blueprints.schemas import ErrorSchema
 from dependencies import readiness_checks
@@ -22,9 +22,23 @@ class AliveSchema(Schema):
 
 
 class ChecksSchema(Schema):
-    """One entry per dependency: "ok" or "unavailable"."""
+    """One entry per dependency: "ok" when it is usable, otherwise what is wrong with it."""
 
-    database = fields.String(required=True, metadata={"example": "ok"})
+    database = fields.String(
+        required=True, metadata={"example": "ok", "enum": ["ok", "unavailable"], "description": "SELECT 1 answers"}
+    )
+    schema = fields.String(
+        required=True,
+        metadata={
+            "example": "ok",
+            "enum": ["ok", "not migrated", "unknown revision", "unavailable"],
+            "description": (
+                "The database's Alembic revision against this release's head. `not migrated`: empty or behind, "
+                "run `alembic upgrade head`; `unknown revision`: migrated by a newer release; `unavailable`: "
+                "the database cannot be asked."
+            ),
+        },
+    )
     redis = fields.String(metadata={"example": "ok", "description": "present only when REDIS_URL is set"})
 
 
@@ -41,10 +55,6 @@ class NotReadySchema(ErrorSchema):
     checks = fields.Nested(ChecksSchema, required=True)
 
 
-def _json(body: object, status: int, headers: dict[str, str]) -> Response:
-    return Response(json.dumps(body), status=status, mimetype="application/json", headers=headers)
-
-
 @blp.route("/healthz", methods=["GET"])
 @blp.response(200, AliveSchema)
 def healthz() -> Response:
@@ -52,20 +62,21 @@ def healthz() -> Response:
 
     No I/O at all: a database or Redis outage must not get healthy processes restarted.
     """
-    return _json({"status": "alive"}, 200, NO_STORE)
+    return json_response({"status": "alive"}, 200, NO_STORE)
 
 
 @blp.route("/readyz", methods=["GET"])
 @blp.response(200, ReadySchema)
-@blp.alt_response(503, schema=NotReadySchema, description="A dependency is unreachable")
+@blp.alt_response(503, schema=NotReadySchema, description="A dependency is unreachable or the schema is not migrated")
 def readyz() -> Response:
-    """Readiness: the database (and Redis, when configured) answer
+    """Readiness: the database answers, its schema is migrated, and Redis (when configured) answers
 
     Each check is bounded by a timeout of a few seconds; a failing one gives 503 with `Retry-After`.
+    An unmigrated database is `"schema": "not migrated"`: run `alembic upgrade head`.
     """
     probes = readiness_checks()
     checks = probes.checks()
     if probes.all_ok(checks):
-        return _json({"status": "ready", "checks": checks}, 200, NO_STORE)
+        return json_response({"status": "ready", "checks": checks}, 200, NO_STORE)
     body = {"error": "Service not ready", "checks": checks}
-    return _json(body, 503, {**NO_STORE, "Retry-After": RETRY_AFTER_SECONDS})
+    return json_response(body, 503, {**NO_STORE, "Retry-After": RETRY_AFTER_SECONDS})

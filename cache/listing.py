@@ -1,4 +1,8 @@
-"""The per-user listing cache, on any cachelib backend, safe against stale writes and cache outages."""
+"""The per-user cache, on any cachelib backend: listings safe against stale writes, and session stamps.
+
+Per user it holds the listing's version stamp (`v:`), listing bodies under a version (`l:`), and
+the user's session stamp (`s:`, whose tokens are still valid), read together in one round trip.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +11,33 @@ import secrets
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 
 from cachelib import BaseCache
 
 from cache.breaker import CircuitBreaker
 from cache.memo import BodyMemo
+from observability.metrics import CACHE_BYPASS, CACHE_HIT, CACHE_MISS
 
 log = logging.getLogger(__name__)
 
 # Per-process copy of bodies read from a shared backend (see BodyMemo); 0 for `simple`,
 # which already lives in the process.
 MEMO_MAX_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class UserState:
+    """What the cache knows of a user now: the listing's version ("" when bypassed) and the session stamp.
+
+    The stamp is whatever the session rules stored (services.sessions); None when unknown.
+    """
+
+    version: str
+    stamp: int | None
+
+
+BYPASS = UserState("", None)
 
 
 class VersionedListingCache:
@@ -62,25 +82,83 @@ class VersionedListingCache:
         """The largest body `put` stores; a listing that grows past it is streamed, not cached."""
         return self._max_entry_bytes
 
-    def get(self, user_id: uuid.UUID) -> tuple[str, bytes | None]:
-        """The current version of the user's listing and its body if cached; ("", None) to bypass."""
+    def state(self, user_id: uuid.UUID) -> UserState:
+        """The user's listing version and session stamp, in one round trip; BYPASS when the cache is not usable.
+
+        A user without a version gets one, so a listing read now can be stored under it.
+        """
         if not self._usable() or self.is_pending(user_id):
-            return "", None
+            return BYPASS
         version_key = f"v:{user_id}"
         try:
-            version = self._backend.get(version_key)
+            version, stamp = self._backend.get_many(version_key, f"s:{user_id}")
             if version is None:
                 version = secrets.token_hex(8)
                 if not self._backend.add(version_key, version, timeout=2 * self._timeout):
                     version = self._backend.get(version_key) or version
-                body = None
-            elif self._memo is None or (body := self._memo.get(user_id, version)) is None:
-                body = self._shared_body(user_id, version)
         except Exception:  # a cache outage must degrade to the database, not fail the request
             self._failed("read")
-            return "", None
+            return BYPASS
         self._breaker.succeeded()
-        return version, body
+        return UserState(version, stamp if isinstance(stamp, int) else None)
+
+    def body(self, user_id: uuid.UUID, version: str) -> bytes | None:
+        """The listing body stored under this version, if any (None too when bypassed or failing).
+
+        Each call is one listing lookup for the metrics: a hit, a miss, or a bypass.
+        """
+        if not version:
+            CACHE_BYPASS.inc()
+            return None
+        if self._memo is not None and (body := self._memo.get(user_id, version)) is not None:
+            CACHE_HIT.inc()
+            return body
+        try:
+            body = self._shared_body(user_id, version)
+        except Exception:
+            self._failed("read")
+            CACHE_BYPASS.inc()
+            return None
+        self._breaker.succeeded()
+        (CACHE_MISS if body is None else CACHE_HIT).inc()
+        return body
+
+    def get(self, user_id: uuid.UUID) -> tuple[str, bytes | None]:
+        """The current version of the user's listing and its body if cached; ("", None) to bypass."""
+        version = self.state(user_id).version
+        return version, self.body(user_id, version)
+
+    def remember_stamp(self, user_id: uuid.UUID, stamp: int) -> None:
+        """Store a session stamp read from the database, unless one is there already (a newer write's)."""
+        if not self._breaker.allows() or self.is_pending(user_id):
+            return
+        try:
+            self._backend.add(f"s:{user_id}", stamp, timeout=2 * self._timeout)
+        except Exception:
+            self._failed("write")
+            return
+        self._breaker.succeeded()
+
+    def forget(self, user_id: uuid.UUID) -> None:
+        """Drop a deleted user's listing: its current body and version (older bodies are unreachable already)."""
+        try:
+            version = self._backend.get(f"v:{user_id}")
+            if version is not None:
+                self._backend.delete(f"l:{user_id}:{version}")
+            self._retire(user_id)
+        except Exception:
+            self._defer(user_id, "invalidation")
+            return
+        self._breaker.succeeded()
+
+    def set_stamp(self, user_id: uuid.UUID, stamp: int) -> None:
+        """Replace the user's session stamp after the database changed it; retried until it lands."""
+        try:
+            self._backend.set(f"s:{user_id}", stamp, timeout=2 * self._timeout)
+        except Exception:
+            self._defer(user_id, "session stamp")
+            return
+        self._breaker.succeeded()
 
     def put(self, user_id: uuid.UUID, version: str, body: bytes) -> None:
         """Cache the body unless it is too big, the version could not be read, or the cache is down."""
@@ -117,15 +195,19 @@ class VersionedListingCache:
         try:
             self._retire(user_id)
         except Exception:
-            self._failed("invalidation")
-            with self._lock:
-                # A new generation, so a retry already under way for an older write of this
-                # user does not clear this one (it may have retired the version before our commit).
-                self._pending[user_id] = self._pending.get(user_id, 0) + 1
-            log.error("listing cache invalidation deferred for user %s (cache unreachable)", user_id)
-            self._start_retrier()
+            self._defer(user_id, "invalidation")
             return
         self._breaker.succeeded()
+
+    def _defer(self, user_id: uuid.UUID, what: str) -> None:
+        """Owe the user a catch-up write: until it lands, this process bypasses the cache for them."""
+        self._failed(what)
+        with self._lock:
+            # A new generation, so a retry already under way for an older write of this
+            # user does not clear this one (it may have retired the version before our commit).
+            self._pending[user_id] = self._pending.get(user_id, 0) + 1
+        log.error("listing cache %s deferred for user %s (cache unreachable)", what, user_id)
+        self._start_retrier()
 
     def is_pending(self, user_id: uuid.UUID) -> bool:
         """True while this process owes the user an invalidation the backend has not yet taken."""
@@ -144,6 +226,11 @@ class VersionedListingCache:
             if not self._backend.delete(version_key):
                 raise OSError(f"listing cache could neither replace nor delete the version of user {user_id}")
 
+    def _catch_up(self, user_id: uuid.UUID) -> None:
+        """What a deferred write owes: a new listing version, and no stamp (the next read takes the database's)."""
+        self._retire(user_id)
+        self._backend.delete(f"s:{user_id}")
+
     def _usable(self) -> bool:
         """Whether the cache may be used now: breaker closed (or probing) and nothing owed."""
         if not self._breaker.allows():
@@ -158,7 +245,7 @@ class VersionedListingCache:
             owed = list(self._pending.items())
         for user_id, generation in owed:
             try:
-                self._retire(user_id)
+                self._catch_up(user_id)
             except Exception:
                 self._failed("invalidation")
                 return False

@@ -6,9 +6,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import click
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from repositories.schema import UPGRADE_COMMAND, is_missing_schema, missing_schema_cause
 from services.accounts import InvalidEmailError
 from services.errors import EmailTakenError, InvalidPasswordError, NoSuchAccountError
 
@@ -26,6 +27,16 @@ def operator_errors() -> Iterator[None]:
         raise click.ClickException(f"an account with email {exc} already exists") from exc
     except InvalidPasswordError as exc:
         raise click.ClickException(f"invalid password: {exc}") from exc
+    except (OperationalError, ProgrammingError) as exc:
+        if not is_missing_schema(exc):
+            raise click.ClickException(_database_unavailable(exc)) from exc
+        raise click.ClickException(
+            f"database schema not migrated ({missing_schema_cause(exc)}); run `{UPGRADE_COMMAND}` first"
+        ) from exc
     except (DBAPIError, PoolTimeoutError) as exc:
-        # The driver message may name hosts and users; the type is enough to act on.
-        raise click.ClickException(f"database unavailable ({type(exc).__name__}); check DATABASE_URL") from exc
+        raise click.ClickException(_database_unavailable(exc)) from exc
+
+
+def _database_unavailable(error: Exception) -> str:
+    # The driver message may name hosts and users; the type is enough to act on.
+    return f"database unavailable ({type(error).__name__}); check DATABASE_URL"

@@ -15,21 +15,34 @@ batch mode rebuilds a table by copying it and dropping the original, and with
 
 from __future__ import annotations
 
-from logging.config import fileConfig
+import logging
 
 from alembic import context
 from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
 
-from config import ConfigError, load_settings
+from config import ConfigError, Settings, load_settings
 from models.tables import Base
+from observability.logs import choose_format, configure_logging
 from repositories.database import build_engine
 
 config = context.config
 
-# Only the command line configures logging: a test process keeps its own loggers.
-if config.config_file_name is not None and config.cmd_opts is not None:
-    fileConfig(config.config_file_name, disable_existing_loggers=False)
+
+def _settings() -> Settings:
+    """The service's settings; a bad configuration stops the command in one line."""
+    try:
+        return load_settings()
+    except ConfigError as error:
+        raise SystemExit(f"Error: {error}") from None
+
+
+# Only the command line configures logging (a test process keeps its own loggers): the
+# service's one log stream, JSON in production, with alembic's progress lines at INFO.
+if config.cmd_opts is not None:
+    _cli_settings = _settings()
+    configure_logging(choose_format(_cli_settings.log_format, _cli_settings.app_env), "WARNING")
+    logging.getLogger("alembic").setLevel(logging.INFO)
 
 target_metadata = Base.metadata
 
@@ -39,10 +52,7 @@ def _database_url() -> str:
     url = config.get_main_option("sqlalchemy.url")
     if url:
         return url
-    try:
-        return load_settings().database_url.get_secret_value()
-    except ConfigError as error:
-        raise SystemExit(f"Error: {error}") from None
+    return _settings().database_url.get_secret_value()
 
 
 def _is_sqlite(url: str) -> bool:

@@ -9,6 +9,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import ExceptionContext, make_url
 
 from config import Settings
+from observability.db_pool import MeteredQueuePool
 from repositories.pool_reset import skip_clean_resets
 
 # How long a request can wait on MySQL/MariaDB during an outage, with C = DB_CONNECT_TIMEOUT_SECONDS
@@ -43,6 +44,7 @@ def build_engine(settings: Settings) -> Engine:
     else:
         url = url.update_query_dict({"charset": "utf8mb4"})
         options.update(
+            poolclass=MeteredQueuePool,  # counts checkouts that wait for a connection (metrics)
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_pool_size,
             pool_timeout=settings.db_connect_timeout_seconds,

@@ -20,7 +20,7 @@ class DatabaseProbe:
     """
 
     def __init__(self, database_url: str, timeout: float) -> None:
-        self._engine = _probe_engine(database_url, timeout)
+        self._engine = probe_engine(database_url, timeout)
 
     def __call__(self) -> bool:
         """True when `SELECT 1` succeeded; the failure's type is logged, never its message."""
@@ -33,7 +33,8 @@ class DatabaseProbe:
         return True
 
 
-def _probe_engine(database_url: str, timeout: float) -> Engine:
+def probe_engine(database_url: str, timeout: float) -> Engine:
+    """A pool-less engine whose connect and every read give up after `timeout` seconds (the probes' engine)."""
     url = make_url(database_url)
     options: dict[str, Any] = {"poolclass": NullPool, "hide_parameters": True}
     if url.get_backend_name() == "sqlite":

@@ -9,11 +9,12 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Connection, CursorResult, Executable, Table, bindparam, case, delete, insert, null, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from models.entities import Post
 from models.tables import PostRow
+from repositories.errors import UnknownOwnerError
 
 # Listings are read through a server-side (unbuffered) cursor, one row per fetch: a row can hold
 # a 1 MiB post, so this bounds what a listing holds in memory whatever its length. PyMySQL's
@@ -157,11 +158,15 @@ class PostRepository:
         return self._open_session()
 
     def add(self, user_id: uuid.UUID, post_id: uuid.UUID, text: str, created_at: datetime) -> None:
-        """Insert one post in one statement."""
-        self._session.connection().execute(
-            _INSERT, {"id": post_id, "user_id": user_id, "text": text, "created_at": created_at}
-        )
-        self._session.commit()
+        """Insert one post in one statement; UnknownOwnerError when the user is gone (the foreign key refused it)."""
+        try:
+            self._session.connection().execute(
+                _INSERT, {"id": post_id, "user_id": user_id, "text": text, "created_at": created_at}
+            )
+            self._session.commit()
+        except IntegrityError as exc:
+            self._session.rollback()
+            raise UnknownOwnerError(str(user_id)) from exc
 
     def stream_for_user(self, user_id: uuid.UUID) -> PostRows:
         """All the user's posts, newest first, in one SELECT (the (user_id, seq) index serves it)."""

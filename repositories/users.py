@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -13,6 +14,13 @@ from sqlalchemy.orm import Session
 from models.entities import User
 from models.tables import PostRow, UserRow
 from repositories.errors import DuplicateEmailError
+
+# What the rest of the service sees of an account (never the password hash).
+_USER_COLUMNS = (UserRow.id, UserRow.email_address, UserRow.created_at, UserRow.updated_at)
+
+
+def _user(row: Any) -> User:
+    return User(id=row.id, email_address=row.email_address, created_at=row.created_at, updated_at=row.updated_at)
 
 
 class UserRepository:
@@ -41,29 +49,45 @@ class UserRepository:
             self._session.rollback()
             raise DuplicateEmailError(user.email_address) from exc
 
-    def credentials_by_email(self, email_address: str) -> tuple[User, str] | None:
-        """The account and its password hash for sign-in, in one SELECT."""
+    def credentials_by_email(self, email_address: str) -> tuple[User, str, datetime | None] | None:
+        """The account, its password hash and its session cut-off, for sign-in, in one SELECT."""
         row = self._session.execute(
-            select(
-                UserRow.id, UserRow.email_address, UserRow.password_hash, UserRow.created_at, UserRow.updated_at
-            ).where(UserRow.email_address == email_address)
+            select(*_USER_COLUMNS, UserRow.password_hash, UserRow.tokens_valid_after).where(
+                UserRow.email_address == email_address
+            )
         ).one_or_none()
         if row is None:
             return None
-        user = User(id=row.id, email_address=row.email_address, created_at=row.created_at, updated_at=row.updated_at)
-        return user, row.password_hash
+        return _user(row), row.password_hash, row.tokens_valid_after
+
+    def credentials_by_id(self, user_id: uuid.UUID) -> tuple[User, str] | None:
+        """The account and its password hash, to confirm a signed-in user's password, in one SELECT."""
+        row = self._session.execute(
+            select(*_USER_COLUMNS, UserRow.password_hash).where(UserRow.id == user_id)
+        ).one_or_none()
+        return None if row is None else (_user(row), row.password_hash)
+
+    def cutoff_of(self, user_id: uuid.UUID) -> tuple[bool, datetime | None]:
+        """Whether the account exists, and its session cut-off (None: none), in one SELECT."""
+        row = self._session.execute(select(UserRow.tokens_valid_after).where(UserRow.id == user_id)).one_or_none()
+        return (False, None) if row is None else (True, row.tokens_valid_after)
+
+    def change_password(self, user_id: uuid.UUID, password_hash: str, cutoff: datetime) -> bool:
+        """Store a new password hash and end every session before `cutoff`, in one UPDATE; False if no account."""
+        result = self._session.execute(
+            update(UserRow)
+            .where(UserRow.id == user_id)
+            .values(password_hash=password_hash, updated_at=cutoff, tokens_valid_after=cutoff)
+        )
+        self._session.commit()
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
     def get_with_tokens_valid_after(self, user_id: uuid.UUID) -> tuple[User, datetime | None] | None:
         """The account and its sign-out cut-off, in the one SELECT refresh already makes."""
         row = self._session.execute(
-            select(
-                UserRow.id, UserRow.email_address, UserRow.created_at, UserRow.updated_at, UserRow.tokens_valid_after
-            ).where(UserRow.id == user_id)
+            select(*_USER_COLUMNS, UserRow.tokens_valid_after).where(UserRow.id == user_id)
         ).one_or_none()
-        if row is None:
-            return None
-        user = User(id=row.id, email_address=row.email_address, created_at=row.created_at, updated_at=row.updated_at)
-        return user, row.tokens_valid_after
+        return None if row is None else (_user(row), row.tokens_valid_after)
 
     def revoke_tokens(self, user_id: uuid.UUID, issued_at: datetime, now: datetime) -> bool:
         """Set the cut-off to `now` if a token issued at `issued_at` is still valid; False if not.
@@ -86,33 +110,25 @@ class UserRepository:
         self._session.execute(update(UserRow).where(UserRow.id == user_id).values(password_hash=password_hash))
         self._session.commit()
 
+    def by_id(self, user_id: uuid.UUID) -> User | None:
+        """The account with this id, if any."""
+        row = self._session.execute(select(*_USER_COLUMNS).where(UserRow.id == user_id)).one_or_none()
+        return None if row is None else _user(row)
+
     def by_email(self, email_address: str) -> User | None:
         """The account with this (normalized) email, if any."""
-        row = self._session.execute(
-            select(UserRow.id, UserRow.email_address, UserRow.created_at, UserRow.updated_at).where(
-                UserRow.email_address == email_address
-            )
-        ).one_or_none()
-        return None if row is None else User.model_validate(row._mapping)
+        row = self._session.execute(select(*_USER_COLUMNS).where(UserRow.email_address == email_address)).one_or_none()
+        return None if row is None else _user(row)
 
     def list_with_post_counts(self) -> list[tuple[User, int]]:
         """Every account, oldest first, with how many posts it has, in one SELECT."""
         rows = self._session.execute(
-            select(
-                UserRow.id,
-                UserRow.email_address,
-                UserRow.created_at,
-                UserRow.updated_at,
-                func.count(PostRow.seq).label("posts"),
-            )
+            select(*_USER_COLUMNS, func.count(PostRow.seq).label("posts"))
             .outerjoin(PostRow, PostRow.user_id == UserRow.id)
-            .group_by(UserRow.id, UserRow.email_address, UserRow.created_at, UserRow.updated_at)
+            .group_by(*_USER_COLUMNS)
             .order_by(UserRow.created_at, UserRow.email_address)
         ).all()
-        return [
-            (User(id=r.id, email_address=r.email_address, created_at=r.created_at, updated_at=r.updated_at), r.posts)
-            for r in rows
-        ]
+        return [(_user(row), row.posts) for row in rows]
 
     def delete(self, user_id: uuid.UUID) -> bool:
         """Delete the account; its posts go with it (ON DELETE CASCADE). False when nothing matched."""

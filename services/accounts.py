@@ -1,4 +1,4 @@
-"""Sign-up and sign-in rules."""
+"""Account rules: sign-up, sign-in, the password policy, password changes and account deletion."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from email_validator import EmailNotValidError, validate_email
 
+from cache.request_view import RequestCacheView
 from models.entities import User
 from repositories.errors import DuplicateEmailError
 from repositories.users import UserRepository
@@ -15,10 +16,10 @@ from services.errors import (
     InvalidCredentialsError,
     InvalidPasswordError,
     PasswordMismatchError,
-    TokenRevokedError,
     UnknownUserError,
 )
 from services.passwords import Passwords
+from services.sessions import SessionService
 
 MAX_EMAIL_LENGTH = 254
 # The password policy (CONTRACT.md "Passwords"), for sign-up and every other way to set one.
@@ -50,11 +51,15 @@ def check_password(password: str) -> None:
 
 
 class AccountService:
-    """Creates accounts and checks credentials."""
+    """Creates accounts, checks credentials, changes passwords and deletes accounts."""
 
-    def __init__(self, users: UserRepository, passwords: Passwords) -> None:
+    def __init__(
+        self, users: UserRepository, passwords: Passwords, sessions: SessionService, cache: RequestCacheView
+    ) -> None:
         self._users = users
         self._passwords = passwords
+        self._sessions = sessions
+        self._cache = cache
 
     def sign_up(self, email_address: str, password: str, confirm_password: str | None = None) -> User:
         """Create an account; the database's unique index settles concurrent duplicates."""
@@ -67,6 +72,7 @@ class AccountService:
             self._users.add(user, self._passwords.hash(password))
         except DuplicateEmailError as exc:
             raise EmailTakenError(user.email_address) from exc
+        self._sessions.learn(user.id, None)
         return user
 
     def sign_in(self, email_address: str, password: str) -> User:
@@ -78,28 +84,58 @@ class AccountService:
         if found is None:
             self._passwords.verify_nobody(password)
             raise InvalidCredentialsError
-        user, password_hash = found
-        if not self._passwords.verify(password_hash, password):
-            raise InvalidCredentialsError
+        user, password_hash, cutoff = found
+        self._check(password_hash, password)
         if self._passwords.needs_rehash(password_hash):
             self._users.update_password_hash(user.id, self._passwords.hash(password))
+        self._sessions.learn(user.id, cutoff)
         return user
 
-    def user_for_refresh(self, user_id: uuid.UUID, issued_at: datetime) -> User:
-        """The account a refresh token names: it must still exist, and not have signed out since."""
-        found = self._users.get_with_tokens_valid_after(user_id)
+    def find(self, user_id: uuid.UUID) -> User | None:
+        """The account with this id, if it still exists."""
+        return self._users.by_id(user_id)
+
+    def change_password(
+        self, user_id: uuid.UUID, current_password: str, new_password: str, confirm_password: str | None = None
+    ) -> tuple[User, datetime]:
+        """Set a new password and end every session of the account; the user and the new cut-off.
+
+        Tokens issued after the cut-off (the caller's new pair) open the only session left.
+        """
+        check_password(new_password)
+        if confirm_password is not None and confirm_password != new_password:
+            raise PasswordMismatchError
+        user, password_hash = self._credentials(user_id)
+        self._check(password_hash, current_password)
+        cutoff = datetime.now(UTC)
+        if not self._users.change_password(user_id, self._passwords.hash(new_password), cutoff):
+            raise UnknownUserError(str(user_id))  # deleted meanwhile
+        self._sessions.publish(user_id, cutoff)
+        return user.model_copy(update={"updated_at": cutoff}), cutoff
+
+    def delete_account(self, user_id: uuid.UUID, password: str) -> User:
+        """Delete the signed-in user's account once they confirm it with their password."""
+        user, password_hash = self._credentials(user_id)
+        self._check(password_hash, password)
+        self.remove(user)
+        return user
+
+    def remove(self, user: User) -> None:
+        """Delete the account and its posts; its tokens and cached listing are gone everywhere at once.
+
+        The one way an account goes, for its owner (delete_account) and for operators (the CLI).
+        """
+        if not self._users.delete(user.id):
+            raise UnknownUserError(str(user.id))  # deleted meanwhile
+        self._sessions.account_gone(user.id)
+        self._cache.forget(user.id)
+
+    def _credentials(self, user_id: uuid.UUID) -> tuple[User, str]:
+        found = self._users.credentials_by_id(user_id)
         if found is None:
             raise UnknownUserError(str(user_id))
-        user, tokens_valid_after = found
-        if tokens_valid_after is not None and issued_at <= tokens_valid_after:
-            raise TokenRevokedError(str(user_id))
-        return user
+        return found
 
-    def sign_out(self, user_id: uuid.UUID, issued_at: datetime) -> None:
-        """Revoke every refresh token the user was issued until now (the one presented included).
-
-        The presented token must itself still be valid: a revoked one or a deleted user fails
-        like refresh does. Access tokens are not revoked; they expire on their own.
-        """
-        if not self._users.revoke_tokens(user_id, issued_at, datetime.now(UTC)):
-            raise TokenRevokedError(str(user_id))
+    def _check(self, password_hash: str, password: str) -> None:
+        if not self._passwords.verify(password_hash, password):
+            raise InvalidCredentialsError

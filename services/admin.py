@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cache.listing import VersionedListingCache
+from cache.request_view import RequestCacheView
 from models.entities import User
 from repositories.posts import PostRepository
 from repositories.users import UserRepository
 from services.accounts import AccountService, normalize_email
-from services.errors import NoSuchAccountError
+from services.errors import NoSuchAccountError, UnknownUserError
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class AdminService:
         accounts: AccountService,
         users: UserRepository,
         posts: PostRepository,
-        cache: VersionedListingCache,
+        cache: RequestCacheView,
     ) -> None:
         self._accounts = accounts
         self._users = users
@@ -51,11 +51,12 @@ class AdminService:
         return user
 
     def delete_user(self, email_address: str) -> User:
-        """Delete the account and its posts, then retire its cached listing (a still valid token sees [])."""
+        """Delete the account and its posts; its tokens and cached listing are gone everywhere at once."""
         user = self.find(email_address)
-        if not self._users.delete(user.id):
-            raise NoSuchAccountError(email_address)  # deleted concurrently
-        self._cache.invalidate(user.id)
+        try:
+            self._accounts.remove(user)
+        except UnknownUserError as exc:
+            raise NoSuchAccountError(email_address) from exc  # deleted concurrently
         return user
 
     def purge_posts(self, email_address: str) -> int:

@@ -10,10 +10,11 @@ from datetime import UTC, datetime
 
 import orjson
 
-from cache.listing import VersionedListingCache
+from cache.request_view import RequestCacheView
 from models.entities import Post
+from repositories.errors import UnknownOwnerError
 from repositories.posts import PostRepository, PostRows
-from services.errors import PostNotFoundError
+from services.errors import PostNotFoundError, UnknownUserError
 
 # A streamed listing is sent in pieces of about this size (a single large post is one piece).
 STREAM_CHUNK_BYTES = 64 * 1024
@@ -131,14 +132,17 @@ class Listing:
 class PostService:
     """Adds, lists and deletes a user's posts, keeping the listing cache coherent."""
 
-    def __init__(self, posts: PostRepository, cache: VersionedListingCache) -> None:
+    def __init__(self, posts: PostRepository, cache: RequestCacheView) -> None:
         self._posts = posts
         self._cache = cache
 
     def add(self, user_id: uuid.UUID, text: str) -> uuid.UUID:
         """Store a post and invalidate the owner's listing before answering (read-your-writes)."""
         post_id = uuid.uuid4()
-        self._posts.add(user_id, post_id, text, datetime.now(UTC))
+        try:
+            self._posts.add(user_id, post_id, text, datetime.now(UTC))
+        except UnknownOwnerError as exc:
+            raise UnknownUserError(str(user_id)) from exc
         self._cache.invalidate(user_id)
         return post_id
 
@@ -155,15 +159,17 @@ class PostService:
         its answer with no database query; when the cache is bypassed (version ""), from the body.
         PostNotFoundError when `page.before` is not one of the user's posts.
         """
-        # The one read of the version stamp: every write retires it, so it stands for the listing's
-        # state. Read *before* the query: if a write lands in between, the version is retired
-        # already, and the body stored (or the tag sent) under it is never matched again.
-        version, cached = self._cache.get(user_id)
+        # The one read of the version stamp (shared with the token check: one cache round trip).
+        # Every write retires it, so it stands for the listing's state. Read *before* the query:
+        # if a write lands in between, the version is retired already, and the body stored (or
+        # the tag sent) under it is never matched again.
+        version = self._cache.state(user_id).version
         tag = _tag(user_id, page, b"v", version.encode()) if version else None
         if tag is not None and (tag in validators.tags or (validators.star and page.before is None)):
-            return Listing(tag)
+            return Listing(tag)  # not even the body is read
         if not page.is_whole:
             return self._page(user_id, page, tag, validators)
+        cached = self._cache.body(user_id, version)
         if cached is not None:
             return Listing(tag, body=cached)
         return self._whole(user_id, version, tag, validators)

@@ -11,15 +11,16 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, create_engine, delete, event
+from sqlalchemy import Engine, delete, event
 
 from app import create_app
 from config import Settings, load_settings
 from extensions import db
-from models.tables import Base, PostRow, UserRow
+from models.tables import PostRow, UserRow
 from tests.support.api import PASSWORD, TEST_SECRET, SignUp
 from tests.support.mariadb import MariaDBServer, mariadbd_path
 from tests.support.redis import RedisServer, redis_server_path
+from tests.support.schema import create_schema
 
 BACKENDS = ["sqlite", "mariadb"]
 _database_names = itertools.count()
@@ -89,11 +90,9 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="session")
 def schema_url(backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A database with the schema created once per backend; tests empty it after themselves."""
+    """A database with the schema created once per backend (at Alembic's head); tests empty it after themselves."""
     url = _new_database(backend, request, tmp_path_factory.mktemp("db"))
-    engine = create_engine(url)
-    Base.metadata.create_all(engine)
-    engine.dispose()
+    create_schema(url)
     return url
 
 

@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import delete
 
 from blueprints.audit import event_name
+from config import Settings, load_settings
 from extensions import db
 from models.tables import UserRow
 from tests.support.api import PASSWORD, bearer
@@ -29,15 +30,16 @@ POST_TEXT = "my secret diary entry \N{GRINNING FACE} 7f3a"
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
 
 
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The usual test settings, logging JSON as in production."""
+    return load_settings({}, **{**settings.model_dump(), **{"log_format": "json"}})
+
+
 def audit_lines(text: str) -> list[dict[str, Any]]:
-    """The audit records among captured output lines (each a whole JSON object)."""
-    records = []
-    for line in text.splitlines():
-        if line.startswith("{"):
-            record = json.loads(line)
-            if "event" in record:
-                records.append(record)
-    return records
+    """The audit records among captured output lines (every line a whole JSON object)."""
+    records = [json.loads(line) for line in text.splitlines()]
+    return [record for record in records if record["logger"] == "posts.audit"]
 
 
 def secrets_in(text: str, secrets: list[str]) -> list[str]:
@@ -79,11 +81,12 @@ def test_every_event_is_one_json_line_without_secrets(
     assert call("sign_out", "POST", SIGN_OUT, headers={"refresh-token": signed_in["refresh_token"]}).status_code == 200
     assert call("revoked", "GET", REFRESH, headers={"refresh-token": signed_in["refresh_token"]}).status_code == 401
     assert call("boom", "GET", "/boom").status_code == 500
-    # A 500 while storing a post: its user is gone, the insert breaks the foreign key.
+    # A user deleted behind the service's back: the insert breaks the foreign key, which is a 401.
+    fresh = call("sign_in_again", "POST", SIGN_IN, data={"username": EMAIL, "password": PASSWORD}).get_json()
     with db.of(app).engine.begin() as connection:
         connection.execute(delete(UserRow))
-    orphan = call("orphan", "POST", ADD, json={"text": POST_TEXT}, headers=bearer(signed_in["access_token"]))
-    assert orphan.status_code == 500
+    orphan = call("orphan", "POST", ADD, json={"text": POST_TEXT}, headers=bearer(fresh["access_token"]))
+    assert orphan.status_code == 401
 
     output = capsys.readouterr()
     records = audit_lines(output.err)
@@ -98,7 +101,7 @@ def test_every_event_is_one_json_line_without_secrets(
         "sign_out": ("sign_out", 200),
         "revoked": ("refresh_failed", 401),
         "boom": ("server_error", 500),
-        "orphan": ("server_error", 500),
+        "orphan": ("authorization_failed", 401),
     }
     for name, (event, status) in expected.items():
         record = events[ids[name]]
@@ -110,6 +113,7 @@ def test_every_event_is_one_json_line_without_secrets(
     assert events[ids["wrong"]]["account"] == events[ids["sign_in"]]["account"]
     assert events[ids["revoked"]]["reason"] == "Token has been revoked"
     assert events[ids["boom"]]["error"] == "RuntimeError"
+    assert events[ids["orphan"]]["reason"] == "User no longer exists"
 
     everything = output.out + output.err + caplog.text
     tokens = [
@@ -176,5 +180,4 @@ def test_audit_lines_stay_one_line_for_hostile_paths(client: FlaskClient, capsys
     response = client.get("/api/v1/posts/get_my_posts%0A%7B%22event%22:%22forged%22%7D", headers={"X-Request-ID": "hp"})
     assert response.status_code == 404
     client.get(LIST, headers={"X-Request-ID": "hostile", **bearer(str(uuid.uuid4()))})
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
-    assert [json.loads(line)["event"] for line in lines] == ["authorization_failed"]
+    assert [record["event"] for record in audit_lines(capsys.readouterr().err)] == ["authorization_failed"]

@@ -40,7 +40,7 @@ def test_healthz_answers_without_any_io(client: FlaskClient, statements: list[st
 def test_readyz_is_200_when_the_database_answers(client: FlaskClient) -> None:
     response = client.get("/readyz")
     assert response.status_code == 200, response.get_json()
-    assert response.get_json() == {"status": "ready", "checks": {"database": "ok"}}
+    assert response.get_json() == {"status": "ready", "checks": {"database": "ok", "schema": "ok"}}
     assert response.headers["Cache-Control"] == "no-store"
 
 
@@ -54,17 +54,26 @@ def test_readyz_is_503_in_the_error_shape_when_the_database_is_unreachable(tmp_p
     assert response.headers["Content-Type"] == "application/json"
     assert response.headers["Cache-Control"] == "no-store"
     assert int(response.headers["Retry-After"]) > 0
-    assert response.get_json() == {"error": "Service not ready", "checks": {"database": "unavailable"}}
+    assert response.get_json() == {
+        "error": "Service not ready",
+        "checks": {"database": "unavailable", "schema": "unavailable"},
+    }
 
 
 def test_readyz_checks_redis_when_it_is_configured(schema_url: str, redis_server: RedisServer) -> None:
     client = _app(schema_url, redis_url=redis_server.url).test_client()
-    assert client.get("/readyz").get_json() == {"status": "ready", "checks": {"database": "ok", "redis": "ok"}}
+    assert client.get("/readyz").get_json() == {
+        "status": "ready",
+        "checks": {"database": "ok", "schema": "ok", "redis": "ok"},
+    }
 
     redis_server.stop()
     down = client.get("/readyz")
     assert down.status_code == 503
-    assert down.get_json() == {"error": "Service not ready", "checks": {"database": "ok", "redis": "unavailable"}}
+    assert down.get_json() == {
+        "error": "Service not ready",
+        "checks": {"database": "ok", "schema": "ok", "redis": "unavailable"},
+    }
     assert client.get("/healthz").status_code == 200  # liveness does not depend on Redis
 
     redis_server.start()

@@ -61,6 +61,8 @@ def test_openapi_documents_every_endpoint_and_the_security_schemes(client: Flask
         "/api/v1/auth/sign_in": {"post"},
         "/api/v1/auth/refresh_token": {"get"},
         "/api/v1/auth/sign_out": {"post"},
+        "/api/v1/auth/change_password": {"post"},
+        "/api/v1/auth/account": {"delete"},
         "/api/v1/posts/add-post": {"post"},
         "/api/v1/posts/get_my_posts": {"get"},
         "/api/v1/posts/delete_my_post": {"delete"},
@@ -73,6 +75,8 @@ def test_openapi_documents_every_endpoint_and_the_security_schemes(client: Flask
         "/api/v1/posts/add-post": {"401", "413", "422", "503"},
         "/api/v1/posts/get_my_posts": {"401", "503"},
         "/api/v1/posts/delete_my_post": {"401", "404", "422", "503"},
+        "/api/v1/auth/change_password": {"400", "401", "413", "422", "429", "503"},
+        "/api/v1/auth/account": {"401", "413", "422", "429", "503"},
     }
     for path, statuses in documented_errors.items():
         operation = next(iter(spec["paths"][path].values()))
@@ -128,6 +132,8 @@ def test_openapi_declares_each_operations_responses_and_no_catch_all(client: Fla
         ("/api/v1/posts/add-post", "post"): {"200", "422"} | needs_database,
         ("/api/v1/posts/get_my_posts", "get"): {"200", "304", "404", "422"} | needs_database,
         ("/api/v1/posts/delete_my_post", "delete"): {"200", "404", "422"} | needs_database,
+        ("/api/v1/auth/change_password", "post"): {"200", "400", "422", "429"} | needs_database,
+        ("/api/v1/auth/account", "delete"): {"200", "422", "429"} | needs_database,
     }
     for (path, method), statuses in expected.items():
         responses = spec["paths"][path][method]["responses"]
@@ -139,3 +145,12 @@ def test_openapi_declares_each_operations_responses_and_no_catch_all(client: Fla
                 response = spec["components"]["responses"][response["$ref"].rsplit("/", 1)[-1]]
             if status not in ("200", "304"):  # a 304 has no body
                 assert "application/json" in response["content"], (path, method, status)
+
+
+def test_every_body_is_compact_and_keeps_the_contracts_key_order(client: FlaskClient) -> None:
+    missing = client.get("/api/v1/posts/get_my_posts")
+    assert missing.data == b'{"error":"Not authenticated"}'
+    invalid = client.post("/api/v1/auth/sign_up", json={"email_address": "x"})
+    assert invalid.status_code == 422
+    assert invalid.data.startswith(b'{"status_code":422,"error":"Validation error","extra":[')
+    assert b": " not in client.get("/").data and b", " not in client.get("/").data

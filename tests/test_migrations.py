@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +21,8 @@ from sqlalchemy import Connection, create_engine, insert, inspect, text
 from sqlalchemy.pool import NullPool
 
 from models.tables import Base, UserRow
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
 TABLES = {"users", "posts"}
@@ -157,3 +163,27 @@ def test_0002_adds_and_removes_tokens_valid_after_keeping_accounts(database_url:
     assert "tokens_valid_after" not in columns
     assert [row["email_address"] for row in rows] == ["ada@example.com"]
     command.downgrade(config, "base")
+
+
+def test_the_command_line_reports_its_progress(tmp_path: Path) -> None:
+    # `alembic upgrade head` says what it ran, in the service's log format (JSON in production).
+    env = {key: value for key, value in os.environ.items() if key not in ("LOG_FORMAT", "LOG_LEVEL")}
+    env.update(
+        APP_ENV="production",
+        JWT_SECRET_KEY="migration-signing-key-that-is-at-least-32-bytes",
+        DATABASE_URL=f"sqlite:///{tmp_path / 'posts.db'}",
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "alembic", "upgrade", "head"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stderr.splitlines()]
+    messages = [record["message"] for record in records if record["logger"] == "alembic.runtime.migration"]
+    assert any(message.startswith("Running upgrade  -> 0001") for message in messages), messages
+    assert any(message.startswith("Running upgrade 0001 -> 0002") for message in messages), messages

@@ -70,8 +70,11 @@ def test_sign_out_revokes_every_earlier_refresh_token(client: FlaskClient, sign_
         assert refused.status_code == 401
         assert refused.get_json() == {"error": "Token has been revoked"}
         assert refused.headers["WWW-Authenticate"] == "Bearer"
-    # Access tokens are not looked up (the hot path stays free); they just expire.
-    assert client.get(LIST, headers=bearer(second["access_token"])).status_code == 200
+    # Access tokens issued before it end too (CONTRACT.md "Sign-out ends sessions").
+    for token in (first["access_token"], second["access_token"]):
+        refused = client.get(LIST, headers=bearer(token))
+        assert refused.status_code == 401
+        assert refused.get_json() == {"error": "Token has been revoked"}
 
 
 def test_sign_in_right_after_sign_out_works(client: FlaskClient, sign_up: SignUp) -> None:

@@ -12,10 +12,14 @@ from functools import lru_cache
 
 from flask import current_app, g, request
 
+from blueprints.auth.tokens import current_user_id
+from dependencies import account_service
 from services.accounts import InvalidEmailError, normalize_email
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 NO_EMAIL = "no-email"
+# Endpoints that check the signed-in user's password: their failures count like sign-in's.
+SIGNED_IN_ATTEMPTS = ("auth.change_password", "auth.delete_account")
 
 
 def account_fingerprint(email_address: str) -> str:
@@ -28,28 +32,44 @@ def account_fingerprint(email_address: str) -> str:
         normalized = normalize_email(email_address)
     except InvalidEmailError:
         normalized = email_address.strip().lower()
-    key = _fingerprint_key(current_app.config["JWT_SECRET_KEY"])
+    key = derived_key("account-fingerprint")
     return hmac.new(key, normalized.encode(), hashlib.sha256).hexdigest()[:32]
 
 
-@lru_cache(maxsize=4)
-def _fingerprint_key(signing_key: str) -> bytes:
-    """Derived from the signing key, not the key itself: one key, one purpose."""
-    return hashlib.sha256(b"account-fingerprint:" + signing_key.encode()).digest()
+def derived_key(purpose: str) -> bytes:
+    """A key for one purpose, derived from the app's signing key: one key, one purpose.
+
+    The fingerprints and the device cookies never use the JWT signing key itself, nor each
+    other's key; rotating JWT_SECRET_KEY rotates them all.
+    """
+    return _derive(purpose, current_app.config["JWT_SECRET_KEY"])
+
+
+@lru_cache(maxsize=8)
+def _derive(purpose: str, signing_key: str) -> bytes:
+    return hashlib.sha256(purpose.encode() + b":" + signing_key.encode()).digest()
 
 
 def attempted_account() -> str:
-    """Fingerprint of the email this request's form or JSON body names, or "no-email".
+    """Fingerprint of the account this request tries a password on, or "no-email".
 
-    Read without validation (the view validates): a limit must apply even to requests that
-    will fail. Cached on `g`, since the limiter and the audit log both ask.
+    Sign-in names it in its form or JSON body, read without validation (the view validates):
+    a limit must apply even to requests that will fail. A password change or an account
+    deletion tries the signed-in user's own password, so it counts against the same account.
+    Cached on `g`, since the limiter and the audit log both ask.
     """
     cached: str | None = g.get("attempted_account")
     if cached is None:
-        email = _raw_email()
+        email = _signed_in_email() if request.endpoint in SIGNED_IN_ATTEMPTS else _raw_email()
         cached = account_fingerprint(email) if email else NO_EMAIL
         g.attempted_account = cached
     return cached
+
+
+def _signed_in_email() -> str | None:
+    """The email of the signed-in user (the view is behind jwt_required); None if the account is gone."""
+    user = account_service().find(current_user_id())
+    return None if user is None else user.email_address
 
 
 def _raw_email() -> str | None:

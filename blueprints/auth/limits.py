@@ -1,4 +1,9 @@
-"""Rate limits on the auth endpoints (Flask-Limiter): per client address, and failed sign-ins per account.
+"""Rate limits on the auth endpoints (Flask-Limiter): per client address, and failed sign-ins per account or device.
+
+Failed sign-ins count per account for clients without a device cookie, and per device for a
+client presenting a valid device cookie for the account it tries (blueprints/auth/devices.py):
+such a client is exempt from the account's limit, so a stranger's failures cannot lock the
+owner's device out, and the device's own failures lock only that device.
 
 Counters live in Redis when REDIS_URL is set, so every worker and host shares them; without it,
 in the memory of each process, so each gunicorn worker counts on its own. If Redis fails, the
@@ -7,19 +12,13 @@ limiter falls back to per-process memory counters rather than failing sign-in.
 
 from __future__ import annotations
 
-import logging
-import math
-import time
-
 from flask import Response, current_app, request
 
 from blueprints.auth.attempts import attempted_account
-from config import AUTH_PER_ADDRESS_KEY, SIGN_IN_FAILURES_KEY
+from blueprints.auth.devices import trusted_device
+from config import AUTH_PER_ADDRESS_KEY, DEVICE_SIGN_IN_FAILURES_KEY, SIGN_IN_FAILURES_KEY
 from extensions import limiter
 
-log = logging.getLogger(__name__)
-
-TOO_MANY_ATTEMPTS = "Too many attempts, try again later"
 # Only these blueprints have limits; the limiter's per-request work is skipped elsewhere.
 LIMITED_BLUEPRINTS = frozenset({"auth"})
 
@@ -38,29 +37,44 @@ def _failed_sign_in(response: Response) -> bool:
     return response.status_code == 401
 
 
+def _from_trusted_device() -> bool:
+    return trusted_device() is not None
+
+
+def _from_untrusted_client() -> bool:
+    return trusted_device() is None
+
+
+def _device_nonce() -> str:
+    # Only asked when the device limit applies, i.e. when there is a trusted device.
+    return trusted_device() or ""
+
+
 # Both limits read their value per request, so each app (and each test) uses its own settings.
 limit_auth_per_address = limiter.shared_limit(
     lambda: str(current_app.config[AUTH_PER_ADDRESS_KEY]), scope="auth-per-address"
 )
 """Decorator: sign-up and sign-in share one counter per client address (every attempt counts)."""
 
-limit_sign_in_failures = limiter.limit(
+limit_sign_in_failures = limiter.shared_limit(
     lambda: str(current_app.config[SIGN_IN_FAILURES_KEY]),
+    scope="sign-in-failures",
     key_func=attempted_account,
     deduct_when=_failed_sign_in,
+    exempt_when=_from_trusted_device,
 )
-"""Decorator: only failed sign-ins count, per account; while exhausted, every attempt is refused."""
+"""Decorator: only failed password checks count, per account, shared by every endpoint that checks one
+(sign-in, password change, account deletion); while exhausted, every attempt is refused.
 
+Clients with a valid device cookie for the account are exempt (neither counted nor refused).
+"""
 
-def retry_after_seconds() -> int:
-    """Whole seconds until the limit this request broke lets the next attempt through (at least 1)."""
-    breached = limiter.current_limit
-    if breached is None:
-        return 1
-    window = breached.limit.get_expiry()
-    try:
-        wait = breached.window[0] - time.time()
-    except Exception:  # the counter store failed after the breach; the whole window is a safe answer
-        log.warning("rate limit storage unavailable for Retry-After", exc_info=True)
-        wait = window
-    return min(window, max(1, math.ceil(wait)))
+limit_device_sign_in_failures = limiter.shared_limit(
+    lambda: str(current_app.config[DEVICE_SIGN_IN_FAILURES_KEY]),
+    scope="device-sign-in-failures",
+    key_func=_device_nonce,
+    deduct_when=_failed_sign_in,
+    exempt_when=_from_untrusted_client,
+)
+"""Decorator: a trusted device's failed password checks count per device cookie, shared like the account
+limit; exhausted, that device is refused."""

@@ -1,4 +1,4 @@
-"""Sign-up, sign-in and refresh endpoints."""
+"""Accounts and tokens: sign-up, sign-in, refresh, sign-out, password change, account deletion."""
 
 from __future__ import annotations
 
@@ -6,22 +6,34 @@ import uuid
 from typing import Any
 
 from flask import g, request
+from flask_jwt_extended import jwt_required
 from marshmallow import ValidationError
 
 from blueprints.auth.attempts import FORM_TYPES
-from blueprints.auth.limits import limit_auth_per_address, limit_sign_in_failures
+from blueprints.auth.devices import COOKIE_NAME, remember_device
+from blueprints.auth.limits import limit_auth_per_address, limit_device_sign_in_failures, limit_sign_in_failures
 from blueprints.auth.schemas import (
     AccessTokenSchema,
+    AccountDeletedSchema,
+    ChangePasswordSchema,
+    DeleteAccountSchema,
+    PasswordChangedSchema,
     SignedOutSchema,
     SignInFormSchema,
     SignInJsonSchema,
     SignUpSchema,
     UserWithTokensSchema,
 )
-from blueprints.auth.tokens import issue_access_token, issue_tokens, issued_at, verify_refresh_token
+from blueprints.auth.tokens import (
+    current_user_id,
+    issue_access_token,
+    issue_tokens,
+    issued_at,
+    verify_refresh_token,
+)
 from blueprints.errors import AuthenticationError
-from blueprints.openapi import Blueprint, errors
-from dependencies import account_service
+from blueprints.openapi import BEARER_SECURITY, Blueprint, errors
+from dependencies import account_service, session_service
 from models.entities import User
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Accounts and tokens.")
@@ -38,8 +50,33 @@ REFRESH_TOKEN_HEADER = {
 }
 
 
+DEVICE_COOKIE = {
+    "in": "cookie",
+    "name": COOKIE_NAME,
+    "required": False,
+    "schema": {"type": "string"},
+    "description": (
+        "The device cookie a successful sign-in or sign-up on this client set. With it, this client "
+        "has its own failed-sign-in limit and is not locked out by other clients' failures. Browsers "
+        "send it by themselves; an invalid, expired or other account's cookie is ignored."
+    ),
+}
+
+SET_DEVICE_COOKIE = {
+    "Set-Cookie": {
+        "description": (
+            f"`{COOKIE_NAME}=...; Path=/api/v1/auth; HttpOnly; SameSite=Strict` (plus `Secure` over HTTPS): "
+            "the device cookie, valid for 90 days by default (DEVICE_COOKIE_DAYS)."
+        ),
+        "schema": {"type": "string"},
+    }
+}
+
+
 def _user_with_tokens(user: User) -> dict[str, Any]:
+    """The account and a fresh token pair; the client becomes a trusted device of this account."""
     g.user_id = user.id  # for the audit log
+    remember_device(user.email_address)
     return {**user.model_dump(), **issue_tokens(user.id)}
 
 
@@ -54,7 +91,7 @@ def _refresh_claims() -> dict[str, Any]:
 @blp.route("/sign_up", methods=["POST"])
 @limit_auth_per_address
 @blp.arguments(SignUpSchema)
-@blp.response(200, UserWithTokensSchema)
+@blp.response(200, UserWithTokensSchema, headers=SET_DEVICE_COOKIE)
 @errors(blp, 400, 413, 429, 503)
 def sign_up(payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     """Create an account
@@ -74,19 +111,24 @@ def sign_up(payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
             "application/x-www-form-urlencoded": {"schema": SignInFormSchema},
             "application/json": {"schema": SignInJsonSchema},
         },
-    }
+    },
+    parameters=[DEVICE_COOKIE],
 )
-@blp.response(200, UserWithTokensSchema)
+@blp.response(200, UserWithTokensSchema, headers=SET_DEVICE_COOKIE)
 @errors(blp, 401, 413, 422, 429, 503)
 @limit_auth_per_address
 @limit_sign_in_failures
+@limit_device_sign_in_failures
 def sign_in() -> tuple[dict[str, Any], dict[str, str]]:
     """Sign in with email and password
 
     Send an OAuth2 password-flow form (`username` is the email) or JSON
     `{"email_address", "password"}`. Unknown email and wrong password get the same 401.
     After too many failed attempts on one account (default 5 in 15 minutes) every attempt on
-    it gets 429 with `Retry-After` until the window passes, even with the right password.
+    it gets 429 with `Retry-After` until the window passes, even with the right password,
+    except from a client that signed in to the account before and sends the device cookie
+    it got then: such a client has its own limit (default 5 failures in 15 minutes), so
+    other clients' failures never lock it out.
     """
     email, password = _credentials()
     user = account_service().sign_in(email, password)
@@ -116,7 +158,7 @@ def refresh_token() -> tuple[dict[str, str], dict[str, str]]:
     and so is a refresh token issued before the user's last sign-out.
     """
     claims = _refresh_claims()
-    user = account_service().user_for_refresh(uuid.UUID(claims["sub"]), issued_at(claims))
+    user = session_service().user_for_refresh(uuid.UUID(claims["sub"]), issued_at(claims))
     return {"access_token": issue_access_token(user.id), "token_type": "bearer"}, NO_STORE
 
 
@@ -127,10 +169,50 @@ def refresh_token() -> tuple[dict[str, str], dict[str, str]]:
 def sign_out() -> tuple[dict[str, str], dict[str, str]]:
     """Sign out everywhere
 
-    Send a refresh token in the `refresh-token` header. Every refresh token issued to you
-    until now stops working (on every device). Access tokens already issued are not checked
-    against the database and stay valid until they expire (60 minutes by default).
+    Send a refresh token in the `refresh-token` header. Every access and refresh token issued
+    to you until now stops working, on every device, within a second.
     """
     claims = _refresh_claims()
-    account_service().sign_out(uuid.UUID(claims["sub"]), issued_at(claims))
+    session_service().sign_out(uuid.UUID(claims["sub"]), issued_at(claims))
     return {"status": "signed out"}, NO_STORE
+
+
+@blp.route("/change_password", methods=["POST"])
+@jwt_required()
+@limit_sign_in_failures
+@limit_device_sign_in_failures
+@blp.arguments(ChangePasswordSchema)
+@blp.response(200, PasswordChangedSchema)
+@blp.doc(security=BEARER_SECURITY)
+@errors(blp, 400, 401, 413, 429, 503)
+def change_password(payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Change my password
+
+    Send the current password and the new one (8 to 256 characters). Every other session of
+    the account ends: access and refresh tokens issued before now are refused everywhere within
+    a second. The answer carries a fresh token pair for you. A wrong current password is 401
+    and counts toward the failed sign-in limit of the account.
+    """
+    user, cutoff = account_service().change_password(
+        current_user_id(), payload["current_password"], payload["new_password"], payload["confirm_password"]
+    )
+    return {"status": "password changed", **issue_tokens(user.id, after=cutoff)}, NO_STORE
+
+
+@blp.route("/account", methods=["DELETE"])
+@jwt_required()
+@limit_sign_in_failures
+@limit_device_sign_in_failures
+@blp.arguments(DeleteAccountSchema)
+@blp.response(200, AccountDeletedSchema)
+@blp.doc(security=BEARER_SECURITY)
+@errors(blp, 401, 413, 429, 503)
+def delete_account(payload: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """Delete my account
+
+    Confirm with your password. The account, all of its posts and its cached listing are gone;
+    its tokens are refused everywhere within a second, and the email can sign up again. A wrong
+    password is 401 and counts toward the failed sign-in limit of the account.
+    """
+    account_service().delete_account(current_user_id(), payload["password"])
+    return {"status": "account deleted"}, NO_STORE

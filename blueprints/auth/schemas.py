@@ -21,6 +21,7 @@ from services.errors import InvalidPasswordError
 # "Try it out", and Schemathesis' examples phase, which the fuzzing test signs up for).
 EXAMPLE_EMAIL = "ada@example.com"
 EXAMPLE_PASSWORD = "correct horse battery"  # noqa: S105 - a documentation example, not a secret
+EXAMPLE_NEW_PASSWORD = "battery staple horse"  # noqa: S105 - a documentation example, not a secret
 
 
 class EmailField(fields.String):
@@ -123,6 +124,42 @@ class AccessTokenSchema(Schema):
 
     access_token = fields.String(required=True)
     token_type = fields.String(required=True, metadata={"example": "bearer"})
+
+
+class ChangePasswordSchema(RequestSchema):
+    """A password change: the current password, and the new one (the password policy applies)."""
+
+    current_password = _sign_in_password()
+    new_password = fields.String(
+        required=True,
+        load_only=True,
+        validate=_follows_password_policy,
+        metadata={"example": EXAMPLE_NEW_PASSWORD, "minLength": MIN_PASSWORD_LENGTH, "maxLength": MAX_PASSWORD_LENGTH},
+    )
+    confirm_password = fields.String(
+        load_only=True, load_default=None, metadata={"description": "When sent, must equal new_password."}
+    )
+
+
+class PasswordChangedSchema(Schema):
+    """Password change confirmation, with a fresh token pair for the caller."""
+
+    status = fields.String(required=True, metadata={"example": "password changed"})
+    access_token = fields.String(required=True)
+    refresh_token = fields.String(required=True)
+    token_type = fields.String(required=True, metadata={"example": "bearer"})
+
+
+class DeleteAccountSchema(RequestSchema):
+    """Account deletion, confirmed with the account's password."""
+
+    password = _sign_in_password()
+
+
+class AccountDeletedSchema(Schema):
+    """Account deletion confirmation."""
+
+    status = fields.String(required=True, metadata={"example": "account deleted"})
 
 
 class SignedOutSchema(Schema):

@@ -26,35 +26,52 @@ from flask_jwt_extended import (
 from flask_jwt_extended.exceptions import JWTDecodeError
 
 from blueprints.errors import AuthenticationError
+from dependencies import session_service
 
 # `iat` has whole seconds; sign-out must tell a token issued just before it from one issued
-# just after it within the same second, so refresh tokens also carry microseconds.
+# just after it within the same second, so tokens also carry microseconds.
 ISSUED_AT_US_CLAIM = "iat_us"
 TOKEN_TYPES = ("access", "refresh")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# 9999-12-31T23:59:59Z, the last second a datetime holds.
+LATEST_TIME = 253_402_300_799
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def issue_tokens(user_id: uuid.UUID) -> dict[str, str]:
-    """A fresh access and refresh token pair for the user."""
-    identity = str(user_id)
+def _issued_now(after: datetime | None) -> dict[str, int]:
+    """The microsecond issue-time claim: now, and strictly after `after` (a session cut-off) when given."""
     issued_us = (datetime.now(UTC) - EPOCH) // timedelta(microseconds=1)
+    if after is not None:
+        issued_us = max(issued_us, (after - EPOCH) // timedelta(microseconds=1) + 1)
+    return {ISSUED_AT_US_CLAIM: issued_us}
+
+
+def issue_tokens(user_id: uuid.UUID, *, after: datetime | None = None) -> dict[str, str]:
+    """A fresh access and refresh token pair for the user, issued after the cut-off `after` if given."""
+    identity, claims = str(user_id), _issued_now(after)
     return {
-        "access_token": create_access_token(identity=identity, fresh=True),
-        "refresh_token": create_refresh_token(identity=identity, additional_claims={ISSUED_AT_US_CLAIM: issued_us}),
+        "access_token": create_access_token(identity=identity, fresh=True, additional_claims=claims),
+        "refresh_token": create_refresh_token(identity=identity, additional_claims=claims),
         "token_type": "bearer",
     }
 
 
 def issue_access_token(user_id: uuid.UUID) -> str:
     """A new access token, as refresh hands out."""
-    token: str = create_access_token(identity=str(user_id))
+    token: str = create_access_token(identity=str(user_id), additional_claims=_issued_now(None))
     return token
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def _is_time(value: object, scale: int = 1) -> bool:
+    """A JSON number (never a bool or a numeric string) between 1970 and the end of year 9999, in 1/scale s.
+
+    NaN and infinities (Python's JSON reads them) and times no datetime can hold are malformed,
+    not merely expired or immature.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return 0 <= value <= LATEST_TIME * scale  # False for NaN too
 
 
 def _names_a_user(subject: object) -> bool:
@@ -71,16 +88,20 @@ def check_token_shape(_header: dict[str, Any], claims: dict[str, Any]) -> str:
     """decode_key_loader: the signing key, once the token's claims have the contract's shape.
 
     flask-jwt-extended does not require `exp`, fills in a missing type as "access", and PyJWT
-    accepts numeric strings as times; a token with any of these defects is refused here with
-    the library's own JWTDecodeError (401). Run on the unverified claims, it can only refuse.
+    accepts numeric strings, booleans and times past year 9999; a token with any of these
+    defects is refused here with the library's own JWTDecodeError (401). Run on the unverified
+    claims, it can only refuse.
     """
+    issued_us = claims.get(ISSUED_AT_US_CLAIM, 0)
     well_formed = (
-        _is_number(claims.get("exp"))
-        and _is_number(claims.get("iat"))
-        and ("nbf" not in claims or _is_number(claims["nbf"]))
-        and claims.get("type") in TOKEN_TYPES
+        _is_time(claims.get("exp"))
+        and _is_time(claims.get("iat"))
+        and ("nbf" not in claims or _is_time(claims["nbf"]))
+        and isinstance(claims.get("type"), str)
+        and claims["type"] in TOKEN_TYPES
         and _names_a_user(claims.get("sub"))
-        and (ISSUED_AT_US_CLAIM not in claims or isinstance(claims[ISSUED_AT_US_CLAIM], int))
+        and isinstance(issued_us, int)
+        and _is_time(issued_us, scale=1_000_000)
     )
     if not well_formed:
         raise JWTDecodeError("Invalid token")
@@ -98,9 +119,19 @@ def user_id_of(_header: dict[str, Any], claims: dict[str, Any]) -> uuid.UUID:
     return user_id
 
 
+def is_revoked(_header: dict[str, Any], claims: dict[str, Any]) -> bool:
+    """token_in_blocklist_loader: an access token is refused once its user signed out, changed the password or left.
+
+    One read of the per-user cache (the same one a cached listing needs); the database only
+    when the cache does not know the user's cut-off.
+    """
+    return session_service().is_revoked(uuid.UUID(claims["sub"]), issued_at(claims))
+
+
 def register_token_checks(jwt: JWTManager) -> None:
-    """Install the shape check and the user loader on the app's JWT manager."""
+    """Install the shape check, the revocation check and the user loader on the app's JWT manager."""
     jwt.decode_key_loader(check_token_shape)
+    jwt.token_in_blocklist_loader(is_revoked)
     jwt.user_lookup_loader(user_id_of)
 
 

@@ -10,6 +10,10 @@ from flask import current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 TOO_LARGE_KEY = "posts.body_too_large"
+# Set in the WSGI environ when the server should close the connection after this response (a
+# 413: the rest of the body may still be arriving). Apps must not send hop-by-hop headers
+# (PEP 3333), so the server (serving.connection) announces `Connection: close` itself.
+CLOSE_CONNECTION = "posts.close_connection"
 
 
 class ChunkedBodyLimit:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import ACCESS_LOG_FORMAT, E2E_SECRET, WORKERS, StartServer
+from tests.e2e.helpers import E2E_SECRET, WORKERS, StartServer
 from tests.support.gunicorn import LiveServer, start_gunicorn
 from tests.support.net import free_port
 from tests.support.schema import create_schema
@@ -38,7 +38,6 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
             workers=workers,
             log_path=tmp_path / f"gunicorn-{index}.log",
             env=env,
-            extra_args=("--access-logformat", ACCESS_LOG_FORMAT),
         )
         servers.append(server)
         return server
@@ -52,3 +51,11 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
 def live_server(start_server: StartServer, database_url: str) -> LiveServer:
     """gunicorn with three workers on a fresh database of the backend under test."""
     return start_server(database_url)
+
+
+@pytest.fixture
+def shared_database(backend: str, database_url: str) -> str:
+    """An empty database several instances can share: only MariaDB is a shared server."""
+    if backend != "mariadb":
+        pytest.skip("several hosts share one MySQL/MariaDB server; a SQLite file is not a multi-host database")
+    return database_url

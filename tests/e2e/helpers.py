@@ -5,14 +5,17 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import re
 import socket
 import threading
+import time
+import uuid
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import requests
+from sqlalchemy import create_engine, text
 
 from tests.support.api import ADD, DELETE, LIST, PASSWORD, SIGN_UP, bearer
 from tests.support.gunicorn import LiveServer
@@ -21,13 +24,10 @@ StartServer = Callable[..., LiveServer]
 """The `start_server` fixture: gunicorn on the given database URL, extra environment as keywords."""
 WORKERS = 3
 E2E_SECRET = "e2e-signing-key-that-is-at-least-32-bytes-long!"
-# The access log shows which worker served each request (access_log() reads it).
-ACCESS_LOG_FORMAT = 'pid=%(p)s "%(r)s" %(s)s %(b)s'
 LIMIT = 1024 * 1024
 TIMEOUT = 30
 # Every request opens its own connection, so successive requests can land on different workers.
 CLOSE = {"Connection": "close"}
-_ACCESS_LINE = re.compile(r'^pid=<(\d+)> "(\w+) (\S+) HTTP/[\d.]+" (\d+) ', re.MULTILINE)
 
 
 def sign_up(base: str, email: str, password: str = PASSWORD) -> dict[str, Any]:
@@ -139,6 +139,54 @@ def raw_post(
     return result
 
 
+def log_records(text: str) -> list[dict[str, Any]]:
+    """Every line of a production server's output, each parsed as the JSON object it must be."""
+    records = []
+    for number, line in enumerate(text.splitlines(), 1):
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            raise AssertionError(f"log line {number} is not JSON: {line!r}") from exc
+        assert isinstance(record, dict), f"log line {number} is not a JSON object: {line!r}"
+        records.append(record)
+    return records
+
+
 def access_log(text: str) -> list[tuple[int, str, str, int]]:
-    """(worker pid, method, path, status) of each access-log line, in order (see ACCESS_LOG_FORMAT)."""
-    return [(int(pid), method, path, int(status)) for pid, method, path, status in _ACCESS_LINE.findall(text)]
+    """(worker pid, method, path, status) of each access-log record, in order."""
+    return [
+        (record["pid"], record["method"], record["path"], record["status"])
+        for record in log_records(text)
+        if record["logger"] == "gunicorn.access"
+    ]
+
+
+def insert_unreadable_post(database_url: str, user_id: str) -> None:
+    """A corrupted row for `user_id` whose `created_at` is not a date: reading the listing then fails (a 500).
+
+    SQLite stores any text; MariaDB takes a zero date once strict mode is off for the session.
+    """
+    engine = create_engine(database_url)
+    values = {"id": uuid.uuid4().hex, "user_id": uuid.UUID(user_id).hex}
+    try:
+        with engine.begin() as connection:
+            if engine.dialect.name == "sqlite":
+                created_at = "not a date"
+            else:
+                connection.execute(text("SET SESSION sql_mode = ''"))
+                created_at = "0000-00-00 00:00:00"
+            connection.execute(
+                text("INSERT INTO posts (id, user_id, text, created_at) VALUES (:id, :user_id, 'x', :created_at)"),
+                {**values, "created_at": created_at},
+            )
+    finally:
+        engine.dispose()
+
+
+def wait_for_every_worker(server: LiveServer, workers: int = WORKERS, within: float = 30.0) -> None:
+    """Until each worker has served a request: the first one up would otherwise take a short burst alone."""
+    deadline = time.monotonic() + within
+    while len({pid for pid, *_ in access_log(server.log())}) < workers:
+        assert time.monotonic() < deadline, server.log_tail()
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(lambda _: requests.get(server.base + "/", headers=CLOSE, timeout=TIMEOUT), range(workers)))

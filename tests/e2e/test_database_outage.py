@@ -139,7 +139,7 @@ def test_outage_serves_cached_listing_refuses_writes_and_recovers(
         started = time.monotonic()
         ready = requests.get(base + "/readyz", headers=CLOSE, timeout=TIMEOUT)
         _assert_unavailable(ready, time.monotonic() - started, live, body_keys=("error", "checks"))
-        assert ready.json()["checks"] == {"database": "unavailable"}
+        assert ready.json()["checks"] == {"database": "unavailable", "schema": "unavailable"}
     finally:
         outage.end()
     print(f"\n{kind}: 503 after {min(latencies):.2f}..{max(latencies):.2f} s over {len(latencies)} requests")

@@ -34,14 +34,6 @@ RECOVERY_SECONDS = 20.0  # generous: reached only when recovery is broken
 STALE_BOUND_SECONDS = 10.0
 
 
-@pytest.fixture
-def shared_database(backend: str, database_url: str) -> str:
-    """An empty database several instances can share: only MariaDB is a shared server."""
-    if backend != "mariadb":
-        pytest.skip("several hosts share one MySQL/MariaDB server; a SQLite file is not a multi-host database")
-    return database_url
-
-
 def _two_instances(start_server: StartServer, database_url: str, redis_url: str, **env: str) -> list[LiveServer]:
     first = start_server(database_url, REDIS_URL=redis_url, **env)
     second = start_server(database_url, create_tables=False, REDIS_URL=redis_url, **env)
@@ -126,7 +118,11 @@ def test_redis_outage_falls_back_to_the_database_and_recovers(
     median, worst = sorted(timings)[len(timings) // 2], max(timings)
     print(f"listing with Redis stopped: median {median * 1000:.0f} ms, max {worst * 1000:.0f} ms")
     ready = requests.get(first.base + "/readyz", headers=CLOSE, timeout=TIMEOUT)
-    assert ready.status_code == 503 and ready.json()["checks"] == {"database": "ok", "redis": "unavailable"}
+    assert ready.status_code == 503 and ready.json()["checks"] == {
+        "database": "ok",
+        "schema": "ok",
+        "redis": "unavailable",
+    }
 
     redis_server.start()  # empty (no persistence), same port; gunicorn is not restarted
     _eventually(

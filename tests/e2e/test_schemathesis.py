@@ -45,9 +45,13 @@ def _schemathesis() -> str:
 
 
 SIGN_OUT = "/api/v1/auth/sign_out"
-# sign_out revokes the refresh token every other request carries, so it is fuzzed in a run of its
-# own, after the rest: otherwise refresh_token would see nothing but 401s once sign_out succeeded.
-SELECTIONS = (("--exclude-path", SIGN_OUT), ("--include-path", SIGN_OUT))
+CHANGE_PASSWORD = "/api/v1/auth/change_password"
+DELETE_ACCOUNT = "/api/v1/auth/account"
+# These end the session of the tokens every request carries (and the last one the account), so
+# each is fuzzed in a run of its own, with an account of its own, after the rest: otherwise the
+# other operations would see nothing but 401s once one of them succeeded. Their examples use the
+# account's real password, so their 200s are checked too.
+SESSION_ENDERS = (SIGN_OUT, CHANGE_PASSWORD, DELETE_ACCOUNT)
 
 
 def test_schemathesis_finds_no_failure_against_the_live_openapi(
@@ -61,10 +65,15 @@ def test_schemathesis_finds_no_failure_against_the_live_openapi(
     tokens = sign_up(live.base, EXAMPLE_EMAIL, EXAMPLE_PASSWORD)
     spec = requests.get(f"{live.base}/openapi.json", timeout=10).json()
     operations = sum(len(methods) for methods in spec["paths"].values())
-    assert SIGN_OUT in spec["paths"]
+    assert all(path in spec["paths"] for path in SESSION_ENDERS)
 
-    for selection, expected in zip(SELECTIONS, (operations - 1, 1), strict=True):
-        output = _fuzz(live.base, tokens, selection, tmp_path)
+    rest = tuple(option for path in SESSION_ENDERS for option in ("--exclude-path", path))
+    runs = [(tokens, rest, operations - len(SESSION_ENDERS)), (tokens, ("--include-path", SIGN_OUT), 1)]
+    for number, path in enumerate((CHANGE_PASSWORD, DELETE_ACCOUNT)):
+        own = sign_up(live.base, f"fuzz-{number}@example.com", EXAMPLE_PASSWORD)
+        runs.append((own, ("--include-path", path), 1))
+    for run_tokens, selection, expected in runs:
+        output = _fuzz(live.base, run_tokens, selection, tmp_path)
         # Guard against a run that passes by testing nothing (e.g. a spec that failed to load).
         assert re.search(rf"Tested:\s+{expected}\b", output), output
         generated = re.search(r"(\d+) generated, (\d+) passed", output)
@@ -74,7 +83,7 @@ def test_schemathesis_finds_no_failure_against_the_live_openapi(
     assert "unhandled error" not in log and "WORKER TIMEOUT" not in log, live.log_tail()
 
 
-def _fuzz(base: str, tokens: dict[str, Any], selection: tuple[str, str], tmp_path: Path) -> str:
+def _fuzz(base: str, tokens: dict[str, Any], selection: tuple[str, ...], tmp_path: Path) -> str:
     """Run the Schemathesis CLI on the selected operations; its output, after asserting it exited 0."""
     command = [
         _schemathesis(),

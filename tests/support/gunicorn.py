@@ -28,7 +28,13 @@ SCRUBBED = (
     "RATE_LIMITS_ENABLED",
     "RATE_LIMIT_SIGN_IN_FAILURES",
     "RATE_LIMIT_AUTH_PER_ADDRESS",
+    "RATE_LIMIT_DEVICE_SIGN_IN_FAILURES",
+    "DEVICE_COOKIE_DAYS",
     "TRUSTED_PROXY_HOPS",
+    "LOG_FORMAT",
+    "METRICS_PORT",
+    "METRICS_ADDR",
+    "PROMETHEUS_MULTIPROC_DIR",
 )
 
 
@@ -60,7 +66,11 @@ class LiveServer:
 
     def worker_rss_mib(self) -> dict[int, float]:
         """VmRSS of each worker, in MiB."""
-        return {pid: vm_rss_kib(pid) / 1024 for pid in self.worker_pids()}
+        return {pid: proc_status_kib(pid, "VmRSS") / 1024 for pid in self.worker_pids()}
+
+    def worker_peak_rss_mib(self) -> dict[int, float]:
+        """VmHWM of each worker (the most it was ever resident), in MiB."""
+        return {pid: proc_status_kib(pid, "VmHWM") / 1024 for pid in self.worker_pids()}
 
     def stop(self) -> None:
         """SIGTERM, wait for the graceful shutdown, SIGKILL the process group if it hangs."""
@@ -74,12 +84,12 @@ class LiveServer:
             self.process.wait()
 
 
-def vm_rss_kib(pid: int) -> int:
-    """The VmRSS line of /proc/<pid>/status, in KiB."""
+def proc_status_kib(pid: int, field: str) -> int:
+    """A KiB line of /proc/<pid>/status, e.g. VmRSS or VmHWM."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
+    raise RuntimeError(f"no {field} for pid {pid}")
 
 
 def start_gunicorn(

@@ -1,0 +1,78 @@
+"""gunicorn's logger class for this service (gunicorn.conf.py names it in `logger_class`).
+
+gunicorn's own lines (master and workers) and its access log go to the one handler that
+observability.logs puts on the root logger, so they share the app's format. Each access line
+is a structured record: method, path (secret query parameters redacted), status, duration,
+bytes, client, user agent, and the request id the app put in the response's X-Request-ID.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import timedelta
+from typing import Any
+
+from gunicorn.config import Config
+from gunicorn.glogging import Logger
+
+from observability.logs import choose_format, configure_logging, formatter_for
+from observability.redaction import redact
+
+REQUEST_ID_HEADER = "x-request-id"
+MAX_USER_AGENT = 200
+
+
+class GunicornLogger(Logger):  # type: ignore[misc]
+    """gunicorn.glogging.Logger, writing through the service's one log configuration."""
+
+    def setup(self, cfg: Config) -> None:
+        """Let gunicorn set up its loggers, then route its console output through the root handler.
+
+        Output gunicorn sends to standard output or error ("-", the shipped setting) is dropped
+        from gunicorn's loggers, which then propagate to the root handler; a log file or syslog
+        an operator configured is kept, in the same format.
+        """
+        super().setup(cfg)
+        log_format = choose_format(os.environ.get("LOG_FORMAT"), os.environ.get("APP_ENV"))
+        configure_logging(log_format, self.loglevel)
+        for logger in (self.error_log, self.access_log):
+            for handler in list(logger.handlers):
+                if type(handler) is logging.StreamHandler:
+                    logger.removeHandler(handler)
+                else:
+                    handler.setFormatter(formatter_for(log_format))
+            logger.propagate = not logger.handlers
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: timedelta) -> None:
+        """One structured access record per response (replaces gunicorn's access_log_format line)."""
+        if not self.access_log_enabled:
+            return
+        try:
+            fields = access_fields(resp, environ, request_time)
+            self.access_log.info("%s %s %s", fields["method"], fields["path"], fields["status"], extra=fields)
+        except Exception:
+            self.exception("access log failed")
+
+
+def access_fields(resp: Any, environ: dict[str, Any], request_time: timedelta) -> dict[str, Any]:
+    """The access record's fields from gunicorn's response object, WSGI environ and duration."""
+    target = environ.get("RAW_URI") or environ.get("PATH_INFO", "")
+    status = resp.status
+    if isinstance(status, str):
+        status = status.split(None, 1)[0]
+    fields: dict[str, Any] = {
+        "method": environ.get("REQUEST_METHOD", "-"),
+        "path": redact(target),
+        "status": int(status),
+        "duration_ms": round(request_time.total_seconds() * 1000, 3),
+        "bytes": getattr(resp, "sent", None),
+        "client": environ.get("REMOTE_ADDR"),
+        "client_port": environ.get("REMOTE_PORT"),
+        "user_agent": environ.get("HTTP_USER_AGENT", "")[:MAX_USER_AGENT] or None,
+    }
+    for name, value in resp.headers:
+        if name.lower() == REQUEST_ID_HEADER:
+            fields["request_id"] = value
+            break
+    return fields
