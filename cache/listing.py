@@ -77,6 +77,11 @@ class VersionedListingCache:
         self._pending: dict[uuid.UUID, int] = {}
         self._retrier: threading.Thread | None = None
 
+    @property
+    def max_entry_bytes(self) -> int:
+        """The largest body `put` stores; a listing that grows past it is streamed, not cached."""
+        return self._max_entry_bytes
+
     def state(self, user_id: uuid.UUID) -> UserState:
         """The user's listing version and session stamp, in one round trip; BYPASS when the cache is not usable.
 

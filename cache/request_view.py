@@ -25,6 +25,11 @@ class RequestCacheView:
             state = self._states[user_id] = self._cache.state(user_id)
         return state
 
+    @property
+    def max_entry_bytes(self) -> int:
+        """The largest listing body the cache stores."""
+        return self._cache.max_entry_bytes
+
     def body(self, user_id: uuid.UUID, version: str) -> bytes | None:
         """The listing body cached under this version, if any."""
         return self._cache.body(user_id, version)

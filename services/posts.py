@@ -1,9 +1,11 @@
-"""Post rules: owners add, list and delete their own posts; listings are cached per user."""
+"""Post rules: owners add, list and delete their own posts; listings are cached per user, streamed when large."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
@@ -11,8 +13,120 @@ import orjson
 from cache.request_view import RequestCacheView
 from models.entities import Post
 from repositories.errors import UnknownOwnerError
-from repositories.posts import PostRepository
+from repositories.posts import PostRepository, PostRows
 from services.errors import PostNotFoundError, UnknownUserError
+
+# A streamed listing is sent in pieces of about this size (a single large post is one piece).
+STREAM_CHUNK_BYTES = 64 * 1024
+# A page stops early, before `limit` posts, once its body would pass this size (it always holds
+# at least one post): so every page is buffered, sent with Content-Length and a correct Link,
+# in at most this plus one post of memory. DynamoDB's Query caps a page at 1 MB the same way.
+PAGE_MAX_BYTES = 1024 * 1024
+# The largest `limit`; a page given only `before` holds up to this many posts.
+MAX_PAGE_POSTS = 1000
+
+
+@dataclass(frozen=True)
+class Page:
+    """Which part of a listing: all of it (the default), or up to `limit` posts older than `before`."""
+
+    limit: int | None = None
+    before: uuid.UUID | None = None
+
+    @property
+    def is_whole(self) -> bool:
+        """True for the whole listing, the only part that is cached and may be streamed."""
+        return self.limit is None and self.before is None
+
+
+@dataclass(frozen=True)
+class Validators:
+    """What the client's If-None-Match holds: the tags of its copies (compared weakly), or `*`."""
+
+    tags: frozenset[str] = frozenset()
+    star: bool = False
+
+    def current(self, tag: str | None) -> bool:
+        """Whether a representation with this tag is one the client already has (`*`: any is)."""
+        return self.star or (tag is not None and tag in self.tags)
+
+
+NO_VALIDATORS = Validators()
+WHOLE = Page()
+
+
+class ListingInterruptedError(Exception):
+    """A streamed listing failed after its headers were sent: the response can only be cut short."""
+
+    def __init__(self, user_id: uuid.UUID, sent: int) -> None:
+        super().__init__(f"listing of user {user_id} cut after {sent} bytes")
+        self.sent = sent
+
+
+class ListingStream:
+    """The body of a listing too large to buffer: the encoded start, then the rest as rows arrive.
+
+    Iterate once; `close()` releases the database connection, whether or not the body was read
+    to its end. A database error while iterating raises ListingInterruptedError (from that error).
+    """
+
+    def __init__(self, user_id: uuid.UUID, head: list[bytes], rows: PostRows) -> None:
+        self._user_id = user_id
+        self._head: list[bytes] | None = head
+        self._rows = rows
+
+    def __iter__(self) -> Iterator[bytes]:
+        """The body in pieces of about STREAM_CHUNK_BYTES; the first is the buffered start."""
+        head, self._head = self._head, None
+        if head is None:
+            raise RuntimeError("a listing stream can be read only once")
+        first = b"[" + b",".join(head)
+        del head  # the buffered start is not kept while the rest streams
+        sent = len(first)
+        yield first
+        del first
+        pieces: list[bytes] = []
+        size = 0
+        try:
+            for post in self._rows:
+                piece = _encode(post)
+                pieces += (b",", piece)
+                size += len(piece) + 1
+                if size >= STREAM_CHUNK_BYTES:
+                    chunk, pieces, size = b"".join(pieces), [], 0
+                    sent += len(chunk)
+                    yield chunk
+        except Exception as error:
+            raise ListingInterruptedError(self._user_id, sent) from error
+        finally:
+            self._rows.close()  # as soon as the rows are read (or the reading stopped), not at the response's end
+        pieces.append(b"]")
+        yield b"".join(pieces)
+
+    def close(self) -> None:
+        """Release the rows' database connection (idempotent)."""
+        self._rows.close()
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The answer to a listing request.
+
+    `tag` is the listing's entity tag (None only for a streamed listing while the cache is
+    bypassed: its tag would need the whole body). The body is either `body` (whole, at most the
+    cache's entry size or PAGE_MAX_BYTES plus a post) or `stream`; neither when the client's copy
+    is current (304). `next_before` is the `before` of the next page while older posts remain.
+    """
+
+    tag: str | None
+    body: bytes | None = None
+    stream: ListingStream | None = None
+    next_before: uuid.UUID | None = None
+
+    @property
+    def not_modified(self) -> bool:
+        """True when the client's copy is current: answer 304 with no body."""
+        return self.body is None and self.stream is None
 
 
 class PostService:
@@ -38,18 +152,103 @@ class PostService:
             raise PostNotFoundError(str(post_id))
         self._cache.invalidate(user_id)
 
-    def listing(self, user_id: uuid.UUID) -> bytes:
-        """The user's posts, newest first, as the encoded response body, from cache when fresh."""
+    def listing(self, user_id: uuid.UUID, page: Page = WHOLE, validators: Validators = NO_VALIDATORS) -> Listing:
+        """The user's posts (or a page of them), newest first, encoded; from cache when fresh.
+
+        The tag comes from the listing's version stamp, so a client whose copy is current gets
+        its answer with no database query; when the cache is bypassed (version ""), from the body.
+        PostNotFoundError when `page.before` is not one of the user's posts.
+        """
+        # The one read of the version stamp (shared with the token check: one cache round trip).
+        # Every write retires it, so it stands for the listing's state. Read *before* the query:
+        # if a write lands in between, the version is retired already, and the body stored (or
+        # the tag sent) under it is never matched again.
         version = self._cache.state(user_id).version
-        body = self._cache.body(user_id, version)
-        if body is None:
-            body = encode_listing(self._posts.list_for_user(user_id))
-            # Stored under the version read *before* the query: if a write happened since,
-            # that version is already retired and this possibly stale body is never served.
+        tag = _tag(user_id, page, b"v", version.encode()) if version else None
+        if tag is not None and (tag in validators.tags or (validators.star and page.before is None)):
+            return Listing(tag)  # not even the body is read
+        if not page.is_whole:
+            return self._page(user_id, page, tag, validators)
+        cached = self._cache.body(user_id, version)
+        if cached is not None:
+            return Listing(tag, body=cached)
+        return self._whole(user_id, version, tag, validators)
+
+    def _whole(self, user_id: uuid.UUID, version: str, tag: str | None, validators: Validators) -> Listing:
+        """The whole listing from the database: buffered and cached if it fits the cache, else streamed."""
+        rows = self._posts.stream_for_user(user_id)
+        try:
+            pieces, complete = _take(rows, self._cache.max_entry_bytes)
+        except BaseException:
+            rows.close()
+            raise
+        if not complete:
+            listing = Listing(tag, stream=ListingStream(user_id, pieces, rows))
+        else:
+            rows.close()
+            body = b"[" + b",".join(pieces) + b"]"
+            # Stored under the version read *before* the query (see `listing`).
             self._cache.put(user_id, version, body)
-        return body
+            listing = Listing(tag or _tag(user_id, WHOLE, b"b", body), body=body)
+        if validators.current(listing.tag):
+            if listing.stream is not None:
+                listing.stream.close()
+            return Listing(listing.tag)
+        return listing
+
+    def _page(self, user_id: uuid.UUID, page: Page, tag: str | None, validators: Validators) -> Listing:
+        """One page from the database (never cached: the cache holds whole listings)."""
+        limit = page.limit or MAX_PAGE_POSTS
+        # One more than the page, to learn whether older posts remain.
+        rows = self._posts.page_for_user(user_id, page.before, limit + 1)
+        if rows is None:
+            raise PostNotFoundError(str(page.before))
+        try:
+            posts, more = _take_page(rows, limit)
+        finally:
+            rows.close()
+        body = b"[" + b",".join(piece for piece, _ in posts) + b"]"
+        tag = tag or _tag(user_id, page, b"b", body)
+        if validators.current(tag):
+            return Listing(tag)
+        return Listing(tag, body=body, next_before=posts[-1][1] if more else None)
 
 
-def encode_listing(posts: Sequence[Post]) -> bytes:
-    """The JSON body of a listing (`[{"id", "text", "created_at"}]`), encoded once, then cached as bytes."""
-    return orjson.dumps([{"id": post.id, "text": post.text, "created_at": post.created_at} for post in posts])
+def _encode(post: Post) -> bytes:
+    """One post as the listing encodes it: together, exactly `orjson.dumps(list of these objects)`."""
+    return orjson.dumps({"id": post.id, "text": post.text, "created_at": post.created_at})
+
+
+def _take(rows: PostRows, max_bytes: int) -> tuple[list[bytes], bool]:
+    """Encode posts while the whole body would stay within max_bytes; True if that was all of them."""
+    pieces: list[bytes] = []
+    size = 2  # the brackets
+    for post in rows:
+        piece = _encode(post)
+        pieces.append(piece)
+        size += len(piece) + (1 if len(pieces) > 1 else 0)
+        if size > max_bytes:
+            return pieces, False
+    return pieces, True
+
+
+def _take_page(rows: PostRows, limit: int) -> tuple[list[tuple[bytes, uuid.UUID]], bool]:
+    """Up to `limit` encoded posts (with their ids) within PAGE_MAX_BYTES; True if posts remain."""
+    posts: list[tuple[bytes, uuid.UUID]] = []
+    size = 2
+    for post in rows:
+        if len(posts) == limit:
+            return posts, True
+        piece = _encode(post)
+        if posts and size + 1 + len(piece) > PAGE_MAX_BYTES:
+            return posts, True
+        posts.append((piece, post.id))
+        size += len(piece) + (1 if len(posts) > 1 else 0)
+    return posts, False
+
+
+def _tag(user_id: uuid.UUID, page: Page, kind: bytes, stamp: bytes) -> str:
+    """An entity tag for this user and page, from a version stamp (kind b"v") or a body (b"b")."""
+    digest = hashlib.blake2b(f"{user_id}|{page.limit}|{page.before}|".encode() + kind, digest_size=16)
+    digest.update(stamp)
+    return digest.hexdigest()

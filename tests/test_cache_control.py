@@ -9,13 +9,18 @@ from tests.support.api import PASSWORD, SignUp, bearer
 LIST = "/api/v1/posts/get_my_posts"
 
 
-def test_my_posts_are_no_store_on_a_miss_and_on_a_cache_hit(client: FlaskClient, sign_up: SignUp) -> None:
+def test_my_posts_are_private_and_revalidated_on_a_miss_and_on_a_cache_hit(
+    client: FlaskClient, sign_up: SignUp
+) -> None:
+    # Was `no-store`; now the client may keep its copy but must revalidate it (If-None-Match) before
+    # each use, and shared caches must not keep it at all (CONTRACT.md "Conditional listing").
     token = sign_up()["access_token"]
     assert client.post("/api/v1/posts/add-post", json={"text": "hi"}, headers=bearer(token)).status_code == 200
     for _ in range(2):  # the second answer comes from the listing cache
         response = client.get(LIST, headers=bearer(token))
         assert response.status_code == 200
-        assert response.headers["Cache-Control"] == "no-store"
+        assert response.headers["Cache-Control"] == "private, no-cache"
+        assert response.headers["Vary"] == "Authorization"
 
 
 def test_every_token_response_is_no_store(client: FlaskClient, sign_up: SignUp) -> None:

@@ -130,7 +130,7 @@ def test_openapi_declares_each_operations_responses_and_no_catch_all(client: Fla
         ("/api/v1/auth/sign_in", "post"): {"200", "422"} | needs_database,
         ("/api/v1/auth/refresh_token", "get"): {"200"} | needs_database,
         ("/api/v1/posts/add-post", "post"): {"200", "422"} | needs_database,
-        ("/api/v1/posts/get_my_posts", "get"): {"200"} | needs_database,
+        ("/api/v1/posts/get_my_posts", "get"): {"200", "304", "404", "422"} | needs_database,
         ("/api/v1/posts/delete_my_post", "delete"): {"200", "404", "422"} | needs_database,
         ("/api/v1/auth/change_password", "post"): {"200", "400", "422", "429"} | needs_database,
         ("/api/v1/auth/account", "delete"): {"200", "422", "429"} | needs_database,
@@ -143,7 +143,7 @@ def test_openapi_declares_each_operations_responses_and_no_catch_all(client: Fla
         for status, response in responses.items():
             if "$ref" in response:
                 response = spec["components"]["responses"][response["$ref"].rsplit("/", 1)[-1]]
-            if status != "200":
+            if status not in ("200", "304"):  # a 304 has no body
                 assert "application/json" in response["content"], (path, method, status)
 
 

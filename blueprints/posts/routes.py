@@ -10,8 +10,18 @@ from flask_jwt_extended import jwt_required
 
 from blueprints.auth.tokens import current_user_id, jwt_required_in_header_or_body
 from blueprints.openapi import BEARER_SECURITY, Blueprint, errors
-from blueprints.posts.schemas import AddPostSchema, DeletedSchema, PostCreatedSchema, PostIdSchema, PostSchema
+from blueprints.posts.listing import DOCUMENTED_HEADERS, LINK_HEADER, listing_response, validators
+from blueprints.posts.schemas import (
+    AddPostSchema,
+    DeletedSchema,
+    ListingHeadersSchema,
+    ListingQuerySchema,
+    PostCreatedSchema,
+    PostIdSchema,
+    PostSchema,
+)
 from dependencies import post_service
+from services.posts import Page
 
 blp = Blueprint("posts", __name__, url_prefix="/api/v1/posts", description="Your own text posts.")
 
@@ -32,16 +42,23 @@ def add_post(payload: dict[str, Any]) -> dict[str, uuid.UUID]:
 
 @blp.route("/get_my_posts", methods=["GET"])
 @jwt_required()
-@blp.response(200, PostSchema(many=True))
+@blp.arguments(ListingQuerySchema, location="query")
+@blp.arguments(ListingHeadersSchema, location="headers")
+@blp.response(200, PostSchema(many=True), headers={**DOCUMENTED_HEADERS, **LINK_HEADER})
+@blp.alt_response(304, description="Not Modified: your copy is current.", headers=DOCUMENTED_HEADERS)
 @blp.doc(security=BEARER_SECURITY)
-@errors(blp, 401, 503)
-def get_my_posts() -> Response:
+@errors(blp, 401, 404, 503)
+def get_my_posts(query: dict[str, Any], headers: dict[str, str]) -> Response:
     """List my posts, newest first
 
+    Without parameters, the whole list, however long (sent in chunks when large). With `limit`
+    and/or `before`, one page, and a `Link: <...>; rel="next"` header while older posts remain.
     Served from a per-user cache for up to 5 minutes; your own adds and deletes show at once.
+    Send the `ETag` back in `If-None-Match` to get 304 while your copy is current.
     """
-    body = post_service().listing(current_user_id())
-    return Response(body, mimetype="application/json", headers={"Cache-Control": "no-store"})
+    page = Page(query.get("limit"), query.get("before"))
+    listing = post_service().listing(current_user_id(), page, validators(headers.get("if_none_match", "")))
+    return listing_response(listing, query)
 
 
 @blp.route("/delete_my_post", methods=["DELETE"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from blueprints.schemas import RequestSchema
+from services.posts import MAX_PAGE_POSTS
 
 
 class AddPostSchema(RequestSchema):
@@ -14,6 +15,35 @@ class AddPostSchema(RequestSchema):
     token = fields.String(
         load_only=True,
         metadata={"description": "Access token, when not sent in the Authorization header."},
+    )
+
+
+class ListingQuerySchema(RequestSchema):
+    """Which page of the listing; without either parameter, the whole listing."""
+
+    limit = fields.Integer(
+        validate=validate.Range(min=1, max=MAX_PAGE_POSTS),
+        metadata={
+            "description": f"At most this many posts (1 to {MAX_PAGE_POSTS}). A page also ends early, "
+            "with a `next` link, once its body would pass 1 MiB."
+        },
+    )
+    before = fields.UUID(
+        metadata={
+            "description": "Only posts older than this one of your posts (the last id of the page before); "
+            f"404 if it is not one of yours. Alone, it gives up to {MAX_PAGE_POSTS} posts."
+        },
+    )
+
+
+class ListingHeadersSchema(RequestSchema):
+    """The conditional request header of a listing."""
+
+    if_none_match = fields.String(
+        data_key="If-None-Match",
+        metadata={
+            "description": "ETags of copies you hold (compared weakly), or `*`: 304 while the listing is unchanged."
+        },
     )
 
 

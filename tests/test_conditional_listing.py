@@ -1,0 +1,215 @@
+"""Conditional listing (CONTRACT.md "Conditional listing"): ETag, If-None-Match and 304 with no query."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import Engine, event
+
+from app import create_app
+from config import load_settings
+from extensions import db
+from tests.support.api import ADD, DELETE, LIST, TEST_SECRET, SignUp, bearer
+from tests.support.posts import insert_posts
+from tests.support.redis import RedisServer
+
+
+@pytest.fixture
+def engine(app: Flask) -> Engine:
+    """The app's engine."""
+    return db.of(app).engine
+
+
+def _user(sign_up: SignUp, email: str = "ada@example.com") -> tuple[str, str]:
+    user = sign_up(email)
+    return user["id"], user["access_token"]
+
+
+def _get(client: FlaskClient, token: str, if_none_match: str | None = None, **query: Any) -> Any:
+    headers = bearer(token)
+    if if_none_match is not None:
+        headers["If-None-Match"] = if_none_match
+    return client.get(LIST, query_string=query, headers=headers)
+
+
+def _etag(response: Any) -> str:
+    assert response.status_code == 200, response.get_data(as_text=True)
+    etag: str = response.headers["ETag"]
+    assert etag.startswith('W/"') and etag.endswith('"'), etag
+    return etag
+
+
+def _add(client: FlaskClient, token: str, text: str) -> str:
+    response = client.post(ADD, json={"text": text}, headers=bearer(token))
+    assert response.status_code == 200
+    post_id: str = response.get_json()["id"]
+    return post_id
+
+
+def _assert_not_modified(response: Any, etag: str) -> None:
+    assert response.status_code == 304
+    assert response.data == b""
+    assert response.headers["ETag"] == etag
+    assert response.headers["Cache-Control"] == "private, no-cache"
+    assert response.headers["Vary"] == "Authorization"
+
+
+def test_a_matching_if_none_match_gets_304_with_no_body_and_no_query(
+    client: FlaskClient, sign_up: SignUp, statements: list[str]
+) -> None:
+    _, token = _user(sign_up)
+    _add(client, token, "hello")
+    etag = _etag(_get(client, token))
+    statements.clear()
+    _assert_not_modified(_get(client, token, etag), etag)
+    assert statements == []
+    head = client.head(LIST, headers={**bearer(token), "If-None-Match": etag})
+    assert head.status_code == 304
+
+
+def test_a_listing_too_large_to_cache_still_gets_its_304_with_no_query(
+    client: FlaskClient, sign_up: SignUp, engine: Engine, statements: list[str]
+) -> None:
+    user_id, token = _user(sign_up)
+    insert_posts(engine, user_id, ["x" * 100_000] * 8)  # past the cache's 512 KiB: streamed, not cached
+    response = _get(client, token)
+    assert "Content-Length" not in response.headers
+    etag = _etag(response)
+    statements.clear()
+    _assert_not_modified(_get(client, token, etag), etag)
+    assert statements == []  # the version stamp alone decides
+
+
+def test_the_etag_changes_after_add_post_and_after_delete(client: FlaskClient, sign_up: SignUp) -> None:
+    _, token = _user(sign_up)
+    first = _etag(_get(client, token))
+    post_id = _add(client, token, "new")
+    response = _get(client, token, first)  # stale: the whole new listing
+    second = _etag(response)
+    assert second != first and [post["text"] for post in response.get_json()] == ["new"]
+    assert client.delete(DELETE, query_string={"post_id": post_id}, headers=bearer(token)).status_code == 200
+    response = _get(client, token, second)
+    third = _etag(response)
+    assert third not in (first, second) and response.get_json() == []
+    _assert_not_modified(_get(client, token, third), third)
+
+
+def test_users_never_share_an_etag(client: FlaskClient, sign_up: SignUp) -> None:
+    _, ada = _user(sign_up)
+    _, bob = _user(sign_up, "bob@example.com")
+    empty = (_etag(_get(client, ada)), _etag(_get(client, bob)))
+    assert empty[0] != empty[1]  # the same body, `[]`
+    assert _get(client, bob, empty[0]).status_code == 200
+    _add(client, ada, "same")
+    _add(client, bob, "same")
+    ada_tag = _etag(_get(client, ada))
+    assert ada_tag != _etag(_get(client, bob))
+    assert _get(client, bob, ada_tag).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("header", "status"),
+    [
+        ("{strong}", 304),
+        ("{weak}", 304),
+        ('"elsewhere", {weak}', 304),
+        ('W/"elsewhere",{strong}', 304),
+        ("*", 304),
+        ('"elsewhere"', 200),
+        ('W/"elsewhere"', 200),
+        ("not even quoted", 200),
+        ("", 200),
+    ],
+)
+def test_if_none_match_compares_weakly_and_accepts_lists_and_star(
+    client: FlaskClient, sign_up: SignUp, header: str, status: int
+) -> None:
+    _, token = _user(sign_up)
+    _add(client, token, "hello")
+    weak = _etag(_get(client, token))
+    response = _get(client, token, header.format(weak=weak, strong=weak.removeprefix("W/")))
+    assert response.status_code == status
+    assert response.headers["ETag"] == weak
+    assert (response.data == b"") == (status == 304)
+
+
+def test_each_page_has_its_own_etag_and_its_own_304(
+    client: FlaskClient, sign_up: SignUp, engine: Engine, statements: list[str]
+) -> None:
+    user_id, token = _user(sign_up)
+    ids = insert_posts(engine, user_id, [f"p{n}" for n in range(5)])
+    whole = _etag(_get(client, token))
+    first = _etag(_get(client, token, limit=2))
+    second = _etag(_get(client, token, limit=2, before=ids[3]))
+    other_size = _etag(_get(client, token, limit=3))
+    assert len({whole, first, second, other_size}) == 4
+    statements.clear()
+    _assert_not_modified(_get(client, token, first, limit=2), first)
+    _assert_not_modified(_get(client, token, second, limit=2, before=ids[3]), second)
+    assert statements == []
+    assert _get(client, token, first, limit=2, before=ids[3]).status_code == 200
+    _add(client, token, "newer")
+    assert _etag(_get(client, token, first, limit=2)) != first
+
+
+def test_star_matches_any_listing_but_not_a_page_that_does_not_exist(
+    client: FlaskClient, sign_up: SignUp, engine: Engine, statements: list[str]
+) -> None:
+    user_id, token = _user(sign_up)
+    ids = insert_posts(engine, user_id, ["a", "b"])
+    etag = _etag(_get(client, token))
+    statements.clear()
+    _assert_not_modified(_get(client, token, "*"), etag)
+    assert statements == []
+    page = _get(client, token, limit=1, before=ids[1])
+    _assert_not_modified(_get(client, token, "*", limit=1, before=ids[1]), _etag(page))
+    # Preconditions do not apply to what would not be a 2xx (RFC 9110 13.2.1).
+    response = _get(client, token, "*", limit=1, before="5bb9ba60-2e5f-42b1-baf4-a9f74329baa0")
+    assert (response.status_code, response.get_json()) == (404, {"error": "Post not found"})
+
+
+@pytest.fixture
+def uncached_app(app: Flask, schema_url: str, redis_server: RedisServer) -> Iterator[Flask]:
+    """A second app on the same database (emptied with `app`'s) whose listing cache, Redis, is down."""
+    settings = load_settings(
+        {},
+        app_env="testing",
+        database_url=schema_url,
+        jwt_secret_key=TEST_SECRET,
+        redis_url=redis_server.url,
+        cache_retry_seconds=60,
+        redis_timeout_seconds=0.5,
+    )
+    other = create_app(settings)
+    redis_server.stop()
+    yield other
+    db.of(other).engine.dispose()
+
+
+def test_while_the_cache_is_unavailable_the_etag_comes_from_the_body(
+    client: FlaskClient, uncached_app: Flask, sign_up: SignUp, engine: Engine
+) -> None:
+    user_id, token = _user(sign_up)
+    _add(client, token, "one")
+    cached = _etag(_get(client, token))
+    uncached = uncached_app.test_client()
+    etag = _etag(_get(uncached, token))
+    assert etag != cached  # not the version stamp's: there is none
+    assert _etag(_get(uncached, token)) == etag  # the same body, the same tag
+    sent: list[str] = []
+    event.listen(db.of(uncached_app).engine, "before_cursor_execute", lambda *args: sent.append(args[2]))
+    _assert_not_modified(_get(uncached, token, etag), etag)
+    # Known only once the body is built: the listing's SELECT runs (beside the token check's own,
+    # which reads the user's session stamp from the database while the cache is down).
+    assert len([statement for statement in sent if "FROM posts" in statement]) == 1
+    _add(uncached, token, "two")
+    assert _etag(_get(uncached, token, etag)) != etag
+    # A listing too large to buffer has no tag then: it would need the whole body first.
+    insert_posts(engine, user_id, ["x" * 100_000] * 8)
+    response = _get(uncached, token)
+    assert response.status_code == 200 and "ETag" not in response.headers
+    assert len(response.get_json()) == 10
