@@ -55,7 +55,9 @@ def test_each_hot_request_costs_the_minimum(client: FlaskClient, sign_up: SignUp
         post_ids.append(response.get_json()["id"])
 
     def listing() -> None:
-        assert client.get(LIST, headers=headers).status_code == 200
+        response = client.get(LIST, headers=headers)
+        assert response.status_code == 200
+        assert [post["id"] for post in response.get_json()] == post_ids[-1:]  # the body read, so the response closed
 
     def delete() -> None:
         assert client.delete(DELETE, query_string={"post_id": post_ids[0]}, headers=headers).status_code == 200
