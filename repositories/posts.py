@@ -23,6 +23,11 @@ _LIST = (
     .where(_posts.c.user_id == bindparam("user_id"))
     .order_by(_posts.c.seq.desc())
 )
+_SEQ_OF_OWNED = select(_posts.c.seq).where(
+    _posts.c.id == bindparam("post_id"), _posts.c.user_id == bindparam("user_id")
+)
+_FIRST_PAGE = _LIST.limit(bindparam("limit"))
+_PAGE_BEFORE = _LIST.where(_posts.c.seq < bindparam("before_seq")).limit(bindparam("limit"))
 _DELETE_OWNED = delete(_posts).where(_posts.c.id == bindparam("post_id"), _posts.c.user_id == bindparam("user_id"))
 
 
@@ -54,6 +59,21 @@ class PostRepository:
         """The user's posts, newest first, in one SELECT (the (user_id, seq) index serves it)."""
         rows = self._session.connection().execute(_LIST, {"user_id": user_id})
         # Rows come from our own schema; they are only encoded, so plain tuples suffice.
+        return [Post(*row) for row in rows]
+
+    def list_page(self, user_id: uuid.UUID, limit: int, before: uuid.UUID | None) -> list[Post] | None:
+        """Up to `limit` of the user's posts, newest first, older than their post `before` if given.
+
+        None when `before` is not one of the user's posts. The (user_id, seq) index serves both queries.
+        """
+        connection = self._session.connection()
+        if before is None:
+            rows = connection.execute(_FIRST_PAGE, {"user_id": user_id, "limit": limit})
+        else:
+            before_seq = connection.execute(_SEQ_OF_OWNED, {"post_id": before, "user_id": user_id}).scalar()
+            if before_seq is None:
+                return None
+            rows = connection.execute(_PAGE_BEFORE, {"user_id": user_id, "before_seq": before_seq, "limit": limit})
         return [Post(*row) for row in rows]
 
     def delete_owned(self, user_id: uuid.UUID, post_id: uuid.UUID) -> bool:

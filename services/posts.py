@@ -38,6 +38,21 @@ class PostService:
             raise PostNotFoundError(str(post_id))
         self._cache.invalidate(user_id)
 
+    def page(self, user_id: uuid.UUID, limit: int, before: uuid.UUID | None) -> tuple[bytes, uuid.UUID | None]:
+        """One page of the user's posts, newest first, older than their post `before` if given.
+
+        Returns the encoded page and, while older posts remain, the `before` of the next page.
+        Pages come from the database, not the listing cache (which holds whole listings only).
+        A `before` that is not one of the user's posts raises PostNotFoundError.
+        """
+        # One row more than asked tells whether another page follows, without a COUNT.
+        posts = self._posts.list_page(user_id, limit + 1, before)
+        if posts is None:
+            raise PostNotFoundError(str(before))
+        more = len(posts) > limit
+        posts = posts[:limit]
+        return encode_listing(posts), (posts[-1].id if more else None)
+
     def listing(self, user_id: uuid.UUID) -> bytes:
         """The user's posts, newest first, as the encoded response body, from cache when fresh."""
         version = self._cache.state(user_id).version

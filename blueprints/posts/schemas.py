@@ -23,6 +23,27 @@ class PostIdSchema(RequestSchema):
     post_id = fields.UUID(required=True)
 
 
+MAX_PAGE_SIZE = 1000
+
+
+class ListingQuerySchema(RequestSchema):
+    """Optional paging of the listing: `limit` posts older than the post `before`."""
+
+    limit = fields.Integer(
+        validate=validate.Range(1, MAX_PAGE_SIZE),
+        metadata={
+            "description": "At most this many posts (1 to 1000). Without `limit` and `before`: all of them; "
+            "with `before` alone: 1000."
+        },
+    )
+    before = fields.UUID(
+        metadata={
+            "description": "Only posts older than this one of yours (the last id of the previous page). "
+            "An id that is not one of your posts gets 404."
+        }
+    )
+
+
 class PostCreatedSchema(Schema):
     """The id of a new post."""
 
