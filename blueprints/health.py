@@ -10,7 +10,7 @@ from blueprints.openapi import Blueprint
 from blueprints.schemas import ErrorSchema
 from dependencies import readiness_checks
 
-blp = Blueprint("health", __name__, description="Liveness and readiness probes (no authentication).")
+blp = Blueprint("health", __name__, description="Liveness and readiness probes (no authentication).", tag="Health")
 
 NO_STORE = {"Cache-Control": "no-store"}
 

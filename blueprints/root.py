@@ -6,7 +6,7 @@ from marshmallow import Schema, fields
 
 from blueprints.openapi import Blueprint, errors
 
-blp = Blueprint("root", __name__, description="Service information.")
+blp = Blueprint("root", __name__, description="Service information.", tag="Home")
 
 
 class RootSchema(Schema):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+
+from tests.support.api import bearer
 
 
 def test_root(client: FlaskClient) -> None:
@@ -154,3 +158,95 @@ def test_every_body_is_compact_and_keeps_the_contracts_key_order(client: FlaskCl
     assert invalid.status_code == 422
     assert invalid.data.startswith(b'{"status_code":422,"error":"Validation error","extra":[')
     assert b": " not in client.get("/").data and b", " not in client.get("/").data
+
+
+# CONTRACT.md "SDK compatibility": the original FastAPI service's operationIds and tags.
+ORIGINAL_OPERATIONS = {
+    ("/", "get"): ("index__get", "Home"),
+    ("/api/v1/auth/sign_up", "post"): ("sign_up_api_v1_auth_sign_up_post", "Authentication"),
+    ("/api/v1/auth/sign_in", "post"): ("sign_in_api_v1_auth_sign_in_post", "Authentication"),
+    ("/api/v1/auth/refresh_token", "get"): ("refresh_token_api_v1_auth_refresh_token_get", "Authentication"),
+    ("/api/v1/posts/add-post", "post"): ("add_post_api_v1_posts_add_post_post", "POSTS"),
+    ("/api/v1/posts/get_my_posts", "get"): ("get_all_my_post_api_v1_posts_get_my_posts_get", "POSTS"),
+    ("/api/v1/posts/delete_my_post", "delete"): ("delete_my_post_api_v1_posts_delete_my_post_delete", "POSTS"),
+}
+# Operations only this service has: the same style (FastAPI's default `{function}{path}_{method}`).
+OWN_OPERATIONS = {
+    ("/healthz", "get"): ("healthz_healthz_get", "Health"),
+    ("/readyz", "get"): ("readyz_readyz_get", "Health"),
+    ("/api/v1/auth/sign_out", "post"): ("sign_out_api_v1_auth_sign_out_post", "Authentication"),
+    ("/api/v1/auth/change_password", "post"): ("change_password_api_v1_auth_change_password_post", "Authentication"),
+    ("/api/v1/auth/account", "delete"): ("delete_account_api_v1_auth_account_delete", "Authentication"),
+}
+
+
+def _operations(spec: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (path, method): operation
+        for path, item in spec["paths"].items()
+        for method, operation in item.items()
+        if method in {"get", "post", "put", "patch", "delete"}
+    }
+
+
+def test_openapi_has_the_original_operation_ids_and_tags(client: FlaskClient) -> None:
+    spec = client.get("/openapi.json").get_json()
+    operations = _operations(spec)
+    for key, (operation_id, tag) in {**ORIGINAL_OPERATIONS, **OWN_OPERATIONS}.items():
+        assert (operations[key]["operationId"], operations[key]["tags"]) == (operation_id, [tag]), key
+    ids = [operation["operationId"] for operation in operations.values()]
+    assert len(ids) == len(set(ids))
+    # Every operation, including any added later, has an id in FastAPI's style and a listed tag.
+    listed_tags = [tag["name"] for tag in spec["tags"]]
+    assert sorted(listed_tags) == ["Authentication", "Health", "Home", "POSTS"]
+    for (path, method), operation in operations.items():
+        style = "[a-z][a-z0-9_]*" + re.escape(re.sub(r"\W", "_", path)) + "_" + method
+        assert re.fullmatch(style, operation["operationId"]), operation
+        assert len(operation["tags"]) == 1 and operation["tags"][0] in listed_tags
+
+
+def test_openapi_sign_in_form_is_the_original_oauth2_form(client: FlaskClient) -> None:
+    spec = client.get("/openapi.json").get_json()
+    body = spec["paths"]["/api/v1/auth/sign_in"]["post"]["requestBody"]
+    form = body["content"]["application/x-www-form-urlencoded"]["schema"]
+    assert form == {"$ref": "#/components/schemas/Body_sign_in_api_v1_auth_sign_in_post"}
+    schema = spec["components"]["schemas"]["Body_sign_in_api_v1_auth_sign_in_post"]
+    assert set(schema["properties"]) == {"grant_type", "username", "password", "scope", "client_id", "client_secret"}
+    assert sorted(schema["required"]) == ["password", "username"]
+
+
+def test_openapi_has_no_unused_schema(client: FlaskClient) -> None:
+    spec = client.get("/openapi.json").get_json()
+    document = json.dumps({key: value for key, value in spec.items() if key != "components"})
+    components = json.dumps({kind: spec["components"][kind] for kind in spec["components"] if kind != "schemas"})
+    schemas = spec["components"]["schemas"]
+    assert "PaginationMetadata" not in schemas
+    for name in schemas:
+        ref = json.dumps(f"#/components/schemas/{name}")
+        others = json.dumps({other: value for other, value in schemas.items() if other != name})
+        assert ref in document or ref in components or ref in others, name
+
+
+def test_openapi_request_examples_work_as_they_stand(client: FlaskClient) -> None:
+    """What Swagger UI pre-fills for each JSON body is accepted (the account's, once it exists)."""
+    spec = client.get("/openapi.json").get_json()
+    sign_up = spec["paths"]["/api/v1/auth/sign_up"]["post"]["requestBody"]["content"]["application/json"]
+    response = client.post("/api/v1/auth/sign_up", json=sign_up["example"])
+    assert response.status_code == 200, response.get_json()
+    token = response.get_json()["access_token"]
+    form = spec["components"]["schemas"]["Body_sign_in_api_v1_auth_sign_in_post"]["properties"]
+    filled = {name: field["example"] for name, field in form.items() if "example" in field}
+    assert client.post("/api/v1/auth/sign_in", data=filled).status_code == 200
+    add = spec["paths"]["/api/v1/posts/add-post"]["post"]["requestBody"]["content"]["application/json"]
+    assert "token" not in add["example"]
+    response = client.post("/api/v1/posts/add-post", json=add["example"], headers=bearer(token))
+    assert response.status_code == 200, response.get_json()
+    delete = spec["components"]["schemas"]["DeleteAccount"]["properties"]
+    confirm = {name: field["example"] for name, field in delete.items()}
+    response = client.delete("/api/v1/auth/account", json=confirm, headers=bearer(token))
+    assert response.status_code == 200, response.get_json()
+    # The example account again (its email is free once deleted), for the password change.
+    token = client.post("/api/v1/auth/sign_up", json=sign_up["example"]).get_json()["access_token"]
+    change = spec["paths"]["/api/v1/auth/change_password"]["post"]["requestBody"]["content"]["application/json"]
+    response = client.post("/api/v1/auth/change_password", json=change["example"], headers=bearer(token))
+    assert response.status_code == 200, response.get_json()

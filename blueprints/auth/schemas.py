@@ -64,7 +64,7 @@ class SignUpSchema(RequestSchema):
         validate=_follows_password_policy,
         metadata={"example": EXAMPLE_PASSWORD, "minLength": MIN_PASSWORD_LENGTH, "maxLength": MAX_PASSWORD_LENGTH},
     )
-    confirm_password = fields.String(load_only=True, load_default=None)
+    confirm_password = fields.String(load_only=True, load_default=None, metadata={"example": EXAMPLE_PASSWORD})
 
     @pre_load
     def _alias(self, data: Any, **_kwargs: Any) -> Any:
@@ -99,12 +99,26 @@ class SignInJsonSchema(RequestSchema):
         return _email_alias(data)
 
 
-class SignInFormSchema(RequestSchema):
-    """OAuth2 password-flow sign-in form (`username` is the email), as Swagger UI's Authorize sends."""
+def _ignored_oauth2_field(description: str) -> fields.String:
+    """A field of the OAuth2 password-flow form that is accepted and ignored."""
+    return fields.String(load_only=True, metadata={"description": f"{description} Accepted and ignored."})
 
+
+class SignInFormSchema(RequestSchema):
+    """OAuth2 password-flow sign-in form (`username` is the email), as Swagger UI's Authorize sends.
+
+    Named and shaped as the original FastAPI service's form (FastAPI's OAuth2PasswordRequestForm),
+    so an SDK generated from either document has the same sign-in model.
+    """
+
+    OPENAPI_NAME = "Body_sign_in_api_v1_auth_sign_in_post"
+
+    grant_type = fields.String(load_only=True, metadata={"example": "password"})
     username = _sign_in_email()
     password = _sign_in_password()
-    grant_type = fields.String(load_only=True, metadata={"example": "password"})
+    scope = _ignored_oauth2_field("OAuth2 scopes (this service has none).")
+    client_id = _ignored_oauth2_field("OAuth2 client id.")
+    client_secret = _ignored_oauth2_field("OAuth2 client secret.")
 
 
 class UserWithTokensSchema(Schema):
@@ -137,7 +151,9 @@ class ChangePasswordSchema(RequestSchema):
         metadata={"example": EXAMPLE_NEW_PASSWORD, "minLength": MIN_PASSWORD_LENGTH, "maxLength": MAX_PASSWORD_LENGTH},
     )
     confirm_password = fields.String(
-        load_only=True, load_default=None, metadata={"description": "When sent, must equal new_password."}
+        load_only=True,
+        load_default=None,
+        metadata={"description": "When sent, must equal new_password.", "example": EXAMPLE_NEW_PASSWORD},
     )
 
 
