@@ -56,6 +56,12 @@ def sign_up(base: str, email: str) -> tuple[uuid.UUID, str]:
     return uuid.UUID(body["id"]), str(body["access_token"])
 
 
+def sign_in(base: str, email: str) -> str:
+    """Sign in to an account made by `sign_up`; a fresh access token."""
+    body = post_json(base + "/api/v1/auth/sign_in", {"email_address": email, "password": PASSWORD})
+    return str(body["access_token"])
+
+
 def post_rows(user_id: uuid.UUID, count: int, text: str = POST_TEXT) -> Iterator[dict[str, Any]]:
     """Row values for `count` posts of one user, oldest first."""
     start = datetime.now(UTC) - timedelta(days=1)

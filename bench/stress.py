@@ -25,10 +25,14 @@ Measurements (`--only NAME`, repeatable; all by default), each printing its figu
 - `balance`: five wrk runs of the cached listing per model, with each worker's share of the
   requests (access log pids) and the runs' spread around their median (goal: within 15 %).
 
+- `outage`: MariaDB frozen (SIGSTOP) while 24 add-posts arrive at once, 3 rounds per model
+  (bench.stress_outage): when the 503s came, /healthz and a cached listing meanwhile.
+- `listing`: one user's 1 GiB listing (1 MiB posts) served to 4 clients at once by one worker
+  per model (bench.stress_listing): the worker's RSS growth, and whether all four got it whole.
+
+The summary table puts issue 9's figures (the service before this round) above each model's.
 More measurements plug in through MEASUREMENTS: a function taking the Context (servers,
-MariaDB, accounts, options) and returning a Section. Planned: the 503 latency with a frozen
-database under 24 concurrent writes (`ctx.mariadb` can be SIGSTOPped), and worker RSS while
-four clients list 1 GiB at once (`Gunicorn.worker_rss_mib()`).
+MariaDB, accounts, options) and returning a Section.
 
 The machine is shared: every comparison runs the models back to back in the same round and
 reports medians; absolute figures move with the machine's load, ratios much less.
@@ -54,7 +58,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine
 
-from bench import hostile, report, seed, servers
+from bench import hostile, report, seed, servers, stress_listing, stress_outage
 from bench.accesslog import worker_shares
 from bench.wrk import WrkResult, ensure_wrk, run_wrk
 from tests.support.mariadb import MariaDBServer
@@ -83,6 +87,11 @@ class Options:
     runs: int = 3
     duration_s: float = 5.0
     balance_runs: int = 5
+    outage_writers: int = 24
+    outage_rounds: int = 3
+    listing_mib: int = 1024
+    listing_clients: int = 4
+    listing_rounds: int = 1
     label: str = ""
 
 
@@ -370,9 +379,65 @@ def measure_hashing(ctx: Context) -> Section:
     return Section("Password hashing: /healthz while 16 keep-alive connections sign in", lines, table, data)
 
 
+def measure_outage(ctx: Context) -> Section:
+    """MariaDB frozen (SIGSTOP) under concurrent add-posts, per model: 503 latencies and /healthz meanwhile."""
+    options = stress_outage.Options(writers=ctx.options.outage_writers, rounds=ctx.options.outage_rounds)
+    lines: list[str] = []
+    table: dict[str, dict[str, str]] = {}
+    data: dict[str, Any] = {}
+    for model in ctx.options.models:
+        figures = stress_outage.measure(
+            model, ctx.mariadb, ctx.work_dir, options, gunicorn_args=tuple(MODELS[model].split())
+        )
+        refused = sorted(figures.refused)
+        other = sum(figures.other.values())
+        spread = f"{refused[0]:.2f}-{refused[-1]:.2f} s" if refused else "none"
+        lines.append(
+            f"{model:<8} 503 + Retry-After {len(refused)} (other answers {other}): {spread}, "
+            f"median {statistics.median(refused) if refused else math.inf:.2f} s, "
+            f"p99 {stress_outage.p99(refused):.2f} s; /healthz p99 {_ms(stress_outage.p99(figures.health))} "
+            f"(same burst, database up: {_ms(stress_outage.p99(figures.health_healthy))}); "
+            f"cached listing p99 {_ms(stress_outage.p99(figures.listing))}"
+        )
+        table[model] = {
+            f"503s, frozen DB, {options.writers} writes": f"{spread} ({other} not 503)",
+            "/healthz p99, frozen DB": _ms(stress_outage.p99(figures.health)),
+        }
+        data[model] = {key: value for key, value in vars(figures).items() if isinstance(value, list)}
+    title = f"Frozen database: {options.writers} concurrent add-posts, MariaDB SIGSTOPped, x {options.rounds} rounds"
+    return Section(title, lines, table, data)
+
+
+def measure_listing(ctx: Context) -> Section:
+    """One worker per model serving one user's 1 GiB listing to 4 clients at once: its RSS growth."""
+    o = ctx.options
+    any_server = next(iter(ctx.servers.values()))
+    email = stress_listing.seed_listing(any_server.base, ctx.database_url, o.listing_mib)
+    lines: list[str] = []
+    table: dict[str, dict[str, str]] = {}
+    data: dict[str, Any] = {}
+    for model in o.models:
+        rounds = stress_listing.measure(
+            ctx.database_url, email, ctx.work_dir, o.listing_clients, o.listing_rounds, tuple(MODELS[model].split())
+        )
+        growth = max(result.peak - result.before for result in rounds)
+        complete = all(result.complete for result in rounds)
+        seconds = max(item.seconds for result in rounds for item in result.downloads)
+        lines.append(
+            f"{model:<8} worker RSS before {rounds[0].before:.0f} MiB, peak +{growth:.0f} MiB, "
+            f"after {rounds[-1].after:.0f} MiB; slowest listing {seconds:.0f} s; identical and complete: {complete}"
+        )
+        table[model] = {f"worker RSS growth, {o.listing_clients} x {o.listing_mib} MiB listings": f"+{growth:.0f} MiB"}
+        data[model] = [{"before": r.before, "peak": r.peak, "after": r.after, "complete": r.complete} for r in rounds]
+    title = f"Huge listings: {o.listing_clients} clients list one user's {o.listing_mib} MiB at once, one worker"
+    return Section(title, lines, table, data)
+
+
 MEASUREMENTS: dict[str, Callable[[Context], Section]] = {
     "slow": measure_slow,
     "oversize": measure_oversize,
+    "outage": measure_outage,
+    "listing": measure_listing,
     "hashing": measure_hashing,
     "throughput": measure_throughput,
     "balance": measure_balance,
@@ -408,13 +473,26 @@ def stress_context(options: Options, work_dir: Path) -> Iterator[Context]:
         yield ctx
 
 
+# What issue 9 reported for the service before this round (gthread, 2 workers x 4 threads).
+BEFORE = "before (issue 9)"
+BEFORE_CELLS = {
+    "slow connections held": "8 took every slot",
+    "/healthz p99 (failed)": "timed out for 120 s",
+    "lost after a 413": "83 of 4,962 requests (1.7 %)",
+    "503s, frozen DB, 24 writes": "3.0-15.3 s (median 6.1)",
+    "/healthz p99, frozen DB": "11.8 s",
+    "worker RSS growth, 4 x 1024 MiB listings": "+1,470 MiB at 200 MiB",
+}
+
+
 def summary_table(sections: list[Section], models: tuple[str, ...]) -> str:
-    """The README table: one row per model, the key figure of every measurement as columns."""
+    """The README table: one row per model (and issue 9's figures), the key figure of every measurement as columns."""
     columns: list[str] = []
     for section in sections:
         for cells in section.table.values():
             columns.extend(column for column in cells if column not in columns)
     lines = ["| model | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    lines.append(f"| {BEFORE} | " + " | ".join(BEFORE_CELLS.get(column, "") for column in columns) + " |")
     for model in models:
         cells = {k: v for section in sections for k, v in section.table.get(model, {}).items()}
         lines.append(f"| {model} | " + " | ".join(cells.get(column, "") for column in columns) + " |")
@@ -463,6 +541,8 @@ def main() -> None:
     parser.add_argument("--slow-connections", type=int, default=1000, help="slow connections held open (default 1000)")
     parser.add_argument("--runs", type=int, default=3, help="throughput runs per workload (default 3)")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run (default 5)")
+    parser.add_argument("--outage-rounds", type=int, default=3, help="database freezes per model (default 3)")
+    parser.add_argument("--listing-mib", type=int, default=1024, help="size of the huge listing in MiB (default 1024)")
     parser.add_argument("--label", default="", help="name of the results file (default: a timestamp)")
     options = parser.parse_args()
     run(
@@ -472,6 +552,8 @@ def main() -> None:
             slow_connections=options.slow_connections,
             runs=options.runs,
             duration_s=options.duration,
+            outage_rounds=options.outage_rounds,
+            listing_mib=options.listing_mib,
             label=options.label,
         )
     )

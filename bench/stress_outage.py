@@ -204,10 +204,19 @@ def _round(mariadb: MariaDBServer, live: LiveServer, token: str, options: Option
 
 
 def measure(
-    model: str, mariadb: MariaDBServer, work_dir: Path, options: Options, log_dir: Path | None = None
+    model: str,
+    mariadb: MariaDBServer,
+    work_dir: Path,
+    options: Options,
+    log_dir: Path | None = None,
+    gunicorn_args: tuple[str, ...] | None = None,
 ) -> Figures:
-    """Every round against one serving model, on a fresh database and a fresh gunicorn."""
+    """Every round against one serving model, on a fresh database and a fresh gunicorn.
+
+    `gunicorn_args` select the worker (default: this module's MODELS[model]).
+    """
     name = model.split()[0]
+    args = MODELS[model] if gunicorn_args is None else gunicorn_args
     url = mariadb.create_database(f"outage_{name}")
     create_schema(url)
     cache_dir = Path(tempfile.mkdtemp(prefix=f"cache-{name}-", dir=work_dir))
@@ -225,7 +234,7 @@ def measure(
             "RATE_LIMIT_SIGN_IN_FAILURES": servers.UNLIMITED,
             "LOG_LEVEL": "warning",
         },
-        extra_args=("-c", "gunicorn.conf.py", *MODELS[model]),
+        extra_args=("-c", "gunicorn.conf.py", *args),
     )
     figures = Figures()
     try:
@@ -237,14 +246,21 @@ def measure(
     return figures
 
 
+def p99(values: list[float]) -> float:
+    """The 99th percentile (nearest rank) of some latencies; inf when there are none."""
+    if not values:
+        return float("inf")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+
+
 def _quantiles(values: list[float]) -> str:
     if not values:
         return "no samples"
     ordered = sorted(values)
-    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
     return (
         f"min {ordered[0]:6.3f}  median {statistics.median(ordered):6.3f}  "
-        f"p99 {p99:6.3f}  max {ordered[-1]:6.3f} s  (n={len(ordered)})"
+        f"p99 {p99(ordered):6.3f}  max {ordered[-1]:6.3f} s  (n={len(ordered)})"
     )
 
 
