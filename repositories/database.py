@@ -201,8 +201,8 @@ def build_engine(settings: Settings) -> Engine:
     url = make_url(settings.database_url.get_secret_value())
     # hide_parameters: driver errors quote the statement's values (emails, password hashes,
     # post text), and those errors end up in logs.
-    # pool_reset_on_return=None: nothing to roll back on MySQL (autocommit, below); on SQLite
-    # skip_clean_resets() rolls back only connections that need it.
+    # pool_reset_on_return=None: skip_clean_resets() rolls back only connections that need it
+    # (a committed write goes back without a ROLLBACK round trip; a read ends its snapshot).
     # No pool_pre_ping: a ping per checkout is a round trip on every request; DatabaseBreaker
     # pings a pooled connection only when it sat idle (see `_ping_if_idle`).
     options: dict[str, Any] = {"hide_parameters": True, "pool_reset_on_return": None}
@@ -229,16 +229,16 @@ def build_engine(settings: Settings) -> Engine:
                 "read_timeout": settings.db_read_timeout_seconds,
                 "write_timeout": settings.db_read_timeout_seconds,
             },
-            # Every statement of this service stands alone (one INSERT, one DELETE, one UPDATE, one
-            # SELECT), so each may commit itself: a read leaves no transaction (and no stale
-            # snapshot) behind, and with skip_autocommit_rollback the end of a read-only session
-            # costs no ROLLBACK round trip. A write still sends its (no-op) COMMIT.
-            isolation_level="AUTOCOMMIT",
-            skip_autocommit_rollback=True,
+            # Not autocommit, although every write is one statement: a write sent to a frozen
+            # server waits in its socket buffer, the request gives up (503), and once the server
+            # thaws it would run the statement and commit it by itself: a post the client was told
+            # was not stored (tests/e2e/test_database_outage.py caught it). In a transaction, the
+            # COMMIT never comes and the server rolls the write back when it finds the connection
+            # gone. The price: a read-only checkout ends with a ROLLBACK (its snapshot must end).
         )
     engine = create_engine(url, **options)
+    skip_clean_resets(engine)
     if engine.dialect.name == "sqlite":
-        skip_clean_resets(engine)
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
 

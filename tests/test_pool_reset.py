@@ -1,4 +1,4 @@
-"""Connections go back to the pool without a ROLLBACK round trip, and never with a snapshot still open."""
+"""Connections go back to the pool without a ROLLBACK only when their transaction already ended."""
 
 from __future__ import annotations
 
@@ -70,15 +70,17 @@ def _session_rollbacks(engine: Engine) -> tuple[int, int]:
     return connection_id, count
 
 
-def test_no_rollback_round_trips_on_mariadb(engine: Engine, backend: str) -> None:
+def test_only_unfinished_transactions_are_rolled_back_on_return(engine: Engine, backend: str) -> None:
     if backend != "mariadb":
         pytest.skip("counted with MariaDB's per-session Com_rollback; SQLite has no such counter")
-    # Autocommit: each statement commits itself, so neither a committed write nor a read closed
-    # without a commit leaves anything to roll back, and none is sent.
     first_id, start = _session_rollbacks(engine)
     with engine.connect() as connection:
         connection.execute(text("INSERT INTO items (n) VALUES (2)"))
         connection.commit()
+    same_id, after_commits = _session_rollbacks(engine)
+    assert same_id == first_id  # one pooled connection, reused throughout
+    assert after_commits == start  # committed twice, returned twice: no ROLLBACK
     with engine.connect() as connection:
         connection.execute(text("SELECT COUNT(*) FROM items"))
-    assert _session_rollbacks(engine) == (first_id, start)  # one pooled connection, no ROLLBACK
+    # Closed without a commit: exactly one ROLLBACK (SQLAlchemy's), none added by the pool.
+    assert _session_rollbacks(engine) == (first_id, after_commits + 1)
