@@ -17,7 +17,7 @@ bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{os.environ.get('PORT', '800
 
 # --- Concurrency -----------------------------------------------------------------------
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-# gevent, hardened (serving/worker.py; the measurements are in the README, "Serving model"):
+# gevent, hardened (serving/worker.py; the measurements are in docs/serving.md):
 # a connection costs a greenlet rather than a thread, so clients that trickle their headers or
 # bodies cannot occupy the slots every other request needs, as they did with gthread's 2 x 4
 # threads. Password hashing runs on a few native threads per worker (serving/offload.py).
@@ -40,7 +40,7 @@ if os.path.isdir("/dev/shm"):  # noqa: S108 - a heartbeat file, not data
 control_socket_disable = True
 
 # --- Timeouts --------------------------------------------------------------------------
-# Database connect/read timeouts (core/database.py) are well below `timeout`, so a database
+# Database connect/read timeouts (repositories/database.py) are well below `timeout`, so a database
 # outage answers 503 instead of gunicorn killing the worker mid-request.
 timeout = 30
 # Time for in-flight requests to finish on SIGTERM; keep the orchestrator's stop grace

@@ -486,7 +486,7 @@ BEFORE_CELLS = {
 
 
 def summary_table(sections: list[Section], models: tuple[str, ...]) -> str:
-    """The README table: one row per model (and issue 9's figures), the key figure of every measurement as columns."""
+    """The docs/serving.md table: one row per model (and issue 9's figures), the key figure of every measurement as columns."""
     columns: list[str] = []
     for section in sections:
         for cells in section.table.values():
@@ -517,7 +517,7 @@ def run(options: Options) -> dict[str, Any]:
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     table = summary_table(sections, options.models)
-    print("\nSummary (README table; the machine was shared, figures move with its load):\n")
+    print("\nSummary (docs/serving.md table; the machine was shared, figures move with its load):\n")
     print(table)
     document = {
         "mode": "stress",

@@ -1,6 +1,6 @@
 """The gunicorn worker class of this service (`worker_class` in gunicorn.conf.py): gevent, hardened.
 
-Why gevent (measured; README "Serving model"): a connection costs a greenlet, not a thread, so
+Why gevent (measured; docs/serving.md): a connection costs a greenlet, not a thread, so
 a thousand clients trickling their headers or bodies cannot take the slots that /healthz and
 the API need, as they could with gthread's 2 x 4 threads. On top of gunicorn's gevent worker:
 

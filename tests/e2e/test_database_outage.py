@@ -21,7 +21,7 @@ from tests.support.processes import freeze
 pytestmark = pytest.mark.e2e
 
 # The bound: a request that needs the database answers 503 within 5 s, whatever the
-# outage. The defaults (core/database.py) make that ~3 s at most, ~0 s when the server is down.
+# outage. The defaults (repositories/database.py) make that ~3 s at most, ~0 s when the server is down.
 ANSWER_BOUND_SECONDS = 5.0
 RECOVERY_SECONDS = 15.0
 TRIES = 6  # enough requests to reach every worker
