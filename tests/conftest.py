@@ -129,6 +129,12 @@ def client(app: Flask) -> FlaskClient:
 
 
 @pytest.fixture
+def engine(app: Flask) -> Engine:
+    """The app's engine (a test module may define its own)."""
+    return db.of(app).engine
+
+
+@pytest.fixture
 def statements(app: Flask) -> Iterator[list[str]]:
     """Every SQL statement the app sends while the test runs, in order."""
     recorded: list[str] = []

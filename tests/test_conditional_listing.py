@@ -13,20 +13,9 @@ from sqlalchemy import Engine, event
 from app import create_app
 from config import load_settings
 from extensions import db
-from tests.support.api import ADD, DELETE, LIST, TEST_SECRET, SignUp, bearer
+from tests.support.api import ADD, DELETE, LIST, TEST_SECRET, SignUp, bearer, id_and_token
 from tests.support.posts import insert_posts
 from tests.support.redis import RedisServer
-
-
-@pytest.fixture
-def engine(app: Flask) -> Engine:
-    """The app's engine."""
-    return db.of(app).engine
-
-
-def _user(sign_up: SignUp, email: str = "ada@example.com") -> tuple[str, str]:
-    user = sign_up(email)
-    return user["id"], user["access_token"]
 
 
 def _get(client: FlaskClient, token: str, if_none_match: str | None = None, **query: Any) -> Any:
@@ -61,7 +50,7 @@ def _assert_not_modified(response: Any, etag: str) -> None:
 def test_a_matching_if_none_match_gets_304_with_no_body_and_no_query(
     client: FlaskClient, sign_up: SignUp, statements: list[str]
 ) -> None:
-    _, token = _user(sign_up)
+    _, token = id_and_token(sign_up)
     _add(client, token, "hello")
     etag = _etag(_get(client, token))
     statements.clear()
@@ -74,7 +63,7 @@ def test_a_matching_if_none_match_gets_304_with_no_body_and_no_query(
 def test_a_listing_too_large_to_cache_still_gets_its_304_with_no_query(
     client: FlaskClient, sign_up: SignUp, engine: Engine, statements: list[str]
 ) -> None:
-    user_id, token = _user(sign_up)
+    user_id, token = id_and_token(sign_up)
     insert_posts(engine, user_id, ["x" * 100_000] * 8)  # past the cache's 512 KiB: streamed, not cached
     response = _get(client, token)
     assert "Content-Length" not in response.headers
@@ -85,7 +74,7 @@ def test_a_listing_too_large_to_cache_still_gets_its_304_with_no_query(
 
 
 def test_the_etag_changes_after_add_post_and_after_delete(client: FlaskClient, sign_up: SignUp) -> None:
-    _, token = _user(sign_up)
+    _, token = id_and_token(sign_up)
     first = _etag(_get(client, token))
     post_id = _add(client, token, "new")
     response = _get(client, token, first)  # stale: the whole new listing
@@ -99,8 +88,8 @@ def test_the_etag_changes_after_add_post_and_after_delete(client: FlaskClient, s
 
 
 def test_users_never_share_an_etag(client: FlaskClient, sign_up: SignUp) -> None:
-    _, ada = _user(sign_up)
-    _, bob = _user(sign_up, "bob@example.com")
+    _, ada = id_and_token(sign_up)
+    _, bob = id_and_token(sign_up, "bob@example.com")
     empty = (_etag(_get(client, ada)), _etag(_get(client, bob)))
     assert empty[0] != empty[1]  # the same body, `[]`
     assert _get(client, bob, empty[0]).status_code == 200
@@ -128,7 +117,7 @@ def test_users_never_share_an_etag(client: FlaskClient, sign_up: SignUp) -> None
 def test_if_none_match_compares_weakly_and_accepts_lists_and_star(
     client: FlaskClient, sign_up: SignUp, header: str, status: int
 ) -> None:
-    _, token = _user(sign_up)
+    _, token = id_and_token(sign_up)
     _add(client, token, "hello")
     weak = _etag(_get(client, token))
     response = _get(client, token, header.format(weak=weak, strong=weak.removeprefix("W/")))
@@ -140,7 +129,7 @@ def test_if_none_match_compares_weakly_and_accepts_lists_and_star(
 def test_each_page_has_its_own_etag_and_its_own_304(
     client: FlaskClient, sign_up: SignUp, engine: Engine, statements: list[str]
 ) -> None:
-    user_id, token = _user(sign_up)
+    user_id, token = id_and_token(sign_up)
     ids = insert_posts(engine, user_id, [f"p{n}" for n in range(5)])
     whole = _etag(_get(client, token))
     first = _etag(_get(client, token, limit=2))
@@ -159,7 +148,7 @@ def test_each_page_has_its_own_etag_and_its_own_304(
 def test_star_matches_any_listing_but_not_a_page_that_does_not_exist(
     client: FlaskClient, sign_up: SignUp, engine: Engine, statements: list[str]
 ) -> None:
-    user_id, token = _user(sign_up)
+    user_id, token = id_and_token(sign_up)
     ids = insert_posts(engine, user_id, ["a", "b"])
     etag = _etag(_get(client, token))
     statements.clear()
@@ -193,7 +182,7 @@ def uncached_app(app: Flask, schema_url: str, redis_server: RedisServer) -> Iter
 def test_while_the_cache_is_unavailable_the_etag_comes_from_the_body(
     client: FlaskClient, uncached_app: Flask, sign_up: SignUp, engine: Engine
 ) -> None:
-    user_id, token = _user(sign_up)
+    user_id, token = id_and_token(sign_up)
     _add(client, token, "one")
     cached = _etag(_get(client, token))
     uncached = uncached_app.test_client()

@@ -7,27 +7,14 @@ import uuid
 from typing import Any
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, event
 
-from extensions import db
 from services.posts import PAGE_MAX_BYTES
-from tests.support.api import LIST, SignUp, bearer
+from tests.support.api import LIST, SignUp, bearer, id_and_token
 from tests.support.posts import expected_listing, insert_posts
 
 NEXT = re.compile(r'^<(/api/v1/posts/get_my_posts\?[^>]+)>; rel="next"$')
-
-
-@pytest.fixture
-def engine(app: Flask) -> Engine:
-    """The app's engine."""
-    return db.of(app).engine
-
-
-def _user(sign_up: SignUp, email: str = "ada@example.com") -> tuple[str, str]:
-    user = sign_up(email)
-    return user["id"], user["access_token"]
 
 
 def _next(response: Any) -> str | None:
@@ -61,7 +48,7 @@ def _walk(client: FlaskClient, token: str, url: str, statements: list[str]) -> l
 def test_pages_follow_their_links_through_the_whole_listing(
     client: FlaskClient, sign_up: SignUp, engine: Engine, statements: list[str]
 ) -> None:
-    user_id, token = _user(sign_up)
+    user_id, token = id_and_token(sign_up)
     insert_posts(engine, user_id, [f"post {n}" for n in range(25)])
     pages = _walk(client, token, f"{LIST}?limit=10", statements)
     assert [len(page) for page in pages] == [10, 10, 5]
@@ -82,13 +69,13 @@ def test_no_link_once_no_older_post_remains(
     limit: int,
     sizes: list[int],
 ) -> None:
-    user_id, token = _user(sign_up)
+    user_id, token = id_and_token(sign_up)
     insert_posts(engine, user_id, [f"post {n}" for n in range(count)])
     assert [len(page) for page in _walk(client, token, f"{LIST}?limit={limit}", statements)] == sizes
 
 
 def test_a_page_of_an_empty_listing_is_empty(client: FlaskClient, sign_up: SignUp) -> None:
-    _, token = _user(sign_up)
+    _, token = id_and_token(sign_up)
     response = client.get(LIST, query_string={"limit": 5}, headers=bearer(token))
     assert (response.status_code, response.get_json(), response.headers.get("Link")) == (200, [], None)
 
@@ -96,7 +83,7 @@ def test_a_page_of_an_empty_listing_is_empty(client: FlaskClient, sign_up: SignU
 def test_before_alone_gives_up_to_a_thousand_older_posts(
     client: FlaskClient, sign_up: SignUp, engine: Engine, statements: list[str]
 ) -> None:
-    user_id, token = _user(sign_up)
+    user_id, token = id_and_token(sign_up)
     ids = insert_posts(engine, user_id, [f"p{n}" for n in range(1003)])
     newest = ids[-1]
     pages = _walk(client, token, f"{LIST}?before={newest}", statements)
@@ -105,7 +92,7 @@ def test_before_alone_gives_up_to_a_thousand_older_posts(
 
 
 def test_before_the_oldest_post_is_an_empty_page(client: FlaskClient, sign_up: SignUp, engine: Engine) -> None:
-    user_id, token = _user(sign_up)
+    user_id, token = id_and_token(sign_up)
     oldest, _ = insert_posts(engine, user_id, ["old", "new"])
     response = client.get(LIST, query_string={"limit": 10, "before": oldest}, headers=bearer(token))
     assert (response.status_code, response.get_json(), response.headers.get("Link")) == (200, [], None)
@@ -114,8 +101,8 @@ def test_before_the_oldest_post_is_an_empty_page(client: FlaskClient, sign_up: S
 def test_a_before_that_is_not_one_of_your_posts_is_404_in_one_statement(
     client: FlaskClient, sign_up: SignUp, engine: Engine, statements: list[str]
 ) -> None:
-    ada, token = _user(sign_up)
-    bob, _ = _user(sign_up, "bob@example.com")
+    ada, token = id_and_token(sign_up)
+    bob, _ = id_and_token(sign_up, "bob@example.com")
     [bobs] = insert_posts(engine, bob, ["bob's"])
     deleted = insert_posts(engine, ada, ["gone", "kept"])[0]
     assert client.delete(f"/api/v1/posts/delete_my_post?post_id={deleted}", headers=bearer(token)).status_code == 200
@@ -143,7 +130,7 @@ def test_a_before_that_is_not_one_of_your_posts_is_404_in_one_statement(
 def test_invalid_page_parameters_are_422(
     client: FlaskClient, sign_up: SignUp, statements: list[str], query: str, message: str
 ) -> None:
-    _, token = _user(sign_up)
+    _, token = id_and_token(sign_up)
     statements.clear()
     response = client.get(f"{LIST}?{query}", headers=bearer(token))
     assert response.status_code == 422
@@ -154,7 +141,7 @@ def test_invalid_page_parameters_are_422(
 def test_pages_are_not_cached_but_the_whole_listing_still_is(
     client: FlaskClient, sign_up: SignUp, engine: Engine, statements: list[str]
 ) -> None:
-    user_id, token = _user(sign_up)
+    user_id, token = id_and_token(sign_up)
     insert_posts(engine, user_id, ["a", "b", "c"])
     assert client.get(LIST, headers=bearer(token)).status_code == 200  # cached now
     for _ in range(2):
@@ -170,7 +157,7 @@ def test_pages_are_not_cached_but_the_whole_listing_still_is(
 def test_a_page_ends_early_once_its_body_would_pass_1_mib(
     client: FlaskClient, sign_up: SignUp, engine: Engine, statements: list[str], backend: str
 ) -> None:
-    user_id, token = _user(sign_up)
+    user_id, token = id_and_token(sign_up)
     big = PAGE_MAX_BYTES // 3 - 200  # three fit in a page, four do not
     texts = [f"{n}".ljust(big, "x") for n in range(7)] + ["y" * PAGE_MAX_BYTES] * 2  # the last two alone
     insert_posts(engine, user_id, reversed(texts))  # newest first is texts' order
@@ -195,8 +182,8 @@ def test_a_later_page_seeks_to_its_anchor_on_mariadb(
     # the user's posts are older (measured: 511 rows for a page of 10 posts 500 deep).
     if backend != "mariadb":
         pytest.skip("SQLite's planner seeks to the anchor by itself (EXPLAIN QUERY PLAN)")
-    user_id, token = _user(sign_up)
-    bob, _ = _user(sign_up, "bob@example.com")
+    user_id, token = id_and_token(sign_up)
+    bob, _ = id_and_token(sign_up, "bob@example.com")
     ids = insert_posts(engine, user_id, [f"p{n}" for n in range(3000)])
     insert_posts(engine, bob, [f"b{n}" for n in range(3000)])
     with engine.connect() as connection:

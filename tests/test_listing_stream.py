@@ -11,15 +11,13 @@ import logging
 from typing import Any
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, delete, event
 
 from config import Settings, load_settings
-from extensions import db
 from models.tables import PostRow
 from services.posts import ListingInterruptedError
-from tests.support.api import ADD, LIST, TEST_SECRET, SignUp, bearer
+from tests.support.api import ADD, LIST, TEST_SECRET, SignUp, bearer, id_and_token
 from tests.support.posts import expected_listing, insert_posts, kill_listing_queries
 
 ENTRY_BYTES = 4096
@@ -41,22 +39,11 @@ def settings(schema_url: str) -> Settings:
 
 
 @pytest.fixture
-def engine(app: Flask) -> Engine:
-    """The app's engine."""
-    return db.of(app).engine
-
-
-@pytest.fixture
 def invalidations(engine: Engine) -> list[str]:
     """One entry per pooled connection dropped (invalidated) while the test runs."""
     dropped: list[str] = []
     event.listen(engine.pool, "invalidate", lambda *_args: dropped.append("invalidate"))
     return dropped
-
-
-def _user(sign_up: SignUp) -> tuple[str, str]:
-    user = sign_up("ada@example.com")
-    return user["id"], user["access_token"]
 
 
 def _texts(count: int, size: int) -> list[str]:
@@ -66,7 +53,7 @@ def _texts(count: int, size: int) -> list[str]:
 def test_a_listing_that_fits_is_one_select_then_served_from_the_cache(
     client: FlaskClient, sign_up: SignUp, engine: Engine, statements: list[str]
 ) -> None:
-    user_id, token = _user(sign_up)
+    user_id, token = id_and_token(sign_up)
     for text in TEXTS:
         assert client.post(ADD, json={"text": text}, headers=bearer(token)).status_code == 200
     statements.clear()
@@ -84,7 +71,7 @@ def test_a_listing_that_fits_is_one_select_then_served_from_the_cache(
 def test_a_listing_past_the_entry_size_is_streamed_whole_and_never_cached(
     client: FlaskClient, sign_up: SignUp, engine: Engine, statements: list[str], count: int
 ) -> None:
-    user_id, token = _user(sign_up)
+    user_id, token = id_and_token(sign_up)
     insert_posts(engine, user_id, _texts(count, 500))
     expected = expected_listing(engine, user_id)
     assert len(expected) > ENTRY_BYTES
@@ -101,7 +88,7 @@ def test_a_listing_past_the_entry_size_is_streamed_whole_and_never_cached(
 def test_a_listing_of_exactly_the_entry_size_is_cached_and_one_byte_more_is_streamed(
     client: FlaskClient, sign_up: SignUp, engine: Engine, statements: list[str], extra: int, cached: bool
 ) -> None:
-    user_id, token = _user(sign_up)
+    user_id, token = id_and_token(sign_up)
     insert_posts(engine, user_id, ["y" * 100])
     size = len(expected_listing(engine, user_id))
     with engine.begin() as connection:
@@ -121,7 +108,7 @@ def test_a_stream_keeps_its_connection_after_the_view_returns_and_releases_it_at
 ) -> None:
     # Flask runs the request's teardown (which closes the request's session) when the view
     # returns, before the body is sent: the stream reads on a connection of its own.
-    user_id, token = _user(sign_up)
+    user_id, token = id_and_token(sign_up)
     insert_posts(engine, user_id, _texts(300, 500))
     response = client.get(LIST, headers=bearer(token), buffered=False)
     assert engine.pool.checkedout() == 1  # type: ignore[attr-defined]
@@ -140,7 +127,7 @@ def test_an_abandoned_stream_and_a_head_request_release_the_connection(
     statements: list[str],
     backend: str,
 ) -> None:
-    user_id, token = _user(sign_up)
+    user_id, token = id_and_token(sign_up)
     insert_posts(engine, user_id, _texts(300, 500))
     statements.clear()
     response = client.get(LIST, headers=bearer(token), buffered=False)
@@ -172,7 +159,7 @@ def test_a_database_error_mid_stream_cuts_the_body_and_is_logged(
 ) -> None:
     if backend != "mariadb":
         pytest.skip("needs a server whose query can be killed mid-result")
-    user_id, token = _user(sign_up)
+    user_id, token = id_and_token(sign_up)
     # Far more than the socket buffers hold, so most rows are still unsent when the query dies.
     insert_posts(engine, user_id, ["x" * (1024 * 1024)] * 48)
     response = client.get(LIST, headers=bearer(token), buffered=False)

@@ -24,3 +24,9 @@ SignUp = Callable[..., dict[str, Any]]
 def bearer(token: str) -> dict[str, str]:
     """The Authorization header for an access token."""
     return {"Authorization": f"Bearer {token}"}
+
+
+def id_and_token(sign_up: SignUp, email: str = "ada@example.com") -> tuple[str, str]:
+    """Sign up `email`; the new user's id and access token."""
+    user = sign_up(email)
+    return user["id"], user["access_token"]
