@@ -21,6 +21,7 @@ from config import INSTANCE_DIR, MAX_BODY_BYTES, Settings, flask_config, load_se
 from extensions import db, flask_cache, jwt, limiter, listing_cache, passwords, readiness
 from observability.instrument import init_metrics
 from observability.logs import init_logging
+from serving.offload import offload
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -53,7 +54,8 @@ def register_extensions(app: Flask, settings: Settings) -> None:
     """Bind every extension: database, listing cache, hasher, probes, limiter, JWT, OpenAPI."""
     db.init_app(app, settings)
     listing_cache.init_app(app, settings, flask_cache)
-    passwords.init_app(app)
+    # Under the gevent worker hashes run on a few native threads (serving/offload.py).
+    passwords.init_app(app, offload())
     readiness.init_app(app, settings)
     limiter.init_app(app)
     jwt.init_app(app)

@@ -25,9 +25,8 @@ from config import Settings
 from repositories.database import DatabaseBreaker, build_engine
 from repositories.health import DatabaseProbe
 from repositories.schema import SchemaProbe
-from services.passwords import Passwords
+from services.passwords import BlockingRunner, Passwords
 from services.readiness import Probe, Readiness
-from serving.offload import offload
 
 T = TypeVar("T")
 
@@ -132,9 +131,9 @@ class PasswordHasher(AppState[Passwords]):
     def __init__(self) -> None:
         super().__init__("posts.passwords")
 
-    def init_app(self, app: Flask) -> None:
-        """Bind a hasher at the OWASP parameters; under the gevent worker it hashes on a few native threads."""
-        self.bind(app, Passwords(run=offload()))
+    def init_app(self, app: Flask, run: BlockingRunner) -> None:
+        """Bind a hasher at the OWASP parameters that hashes through `run` (the server's way to block)."""
+        self.bind(app, Passwords(run=run))
 
 
 class ReadinessProbes(AppState[Readiness]):

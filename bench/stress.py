@@ -486,7 +486,7 @@ BEFORE_CELLS = {
 
 
 def summary_table(sections: list[Section], models: tuple[str, ...]) -> str:
-    """The docs/serving.md table: one row per model (and issue 9's figures), the key figure of every measurement as columns."""
+    """The docs/serving.md table: a row per model (and issue 9), the key figure of each measurement as columns."""
     columns: list[str] = []
     for section in sections:
         for cells in section.table.values():
