@@ -172,6 +172,10 @@ def uncached_app(app: Flask, schema_url: str, redis_server: RedisServer) -> Iter
         redis_url=redis_server.url,
         cache_retry_seconds=60,
         redis_timeout_seconds=0.5,
+        # Flask-Limiter is one object per process: with limits on, it would count in this Redis,
+        # find it stopped, and stay on its memory fallback into later tests' apps (losing counts
+        # when it notices the storage is back), which broke the lockout tests that ran next.
+        rate_limits_enabled=False,
     )
     other = create_app(settings)
     redis_server.stop()

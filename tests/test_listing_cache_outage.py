@@ -32,6 +32,10 @@ def _redis_settings(schema_url: str, redis_url: str, retry_seconds: float = RETR
         redis_url=redis_url,
         cache_retry_seconds=retry_seconds,
         redis_timeout_seconds=0.5,
+        # Flask-Limiter is one object per process: with limits on, it would count in this Redis,
+        # find it stopped, and stay on its memory fallback into later tests' apps (losing counts
+        # when it notices the storage is back), which broke the lockout tests that ran next.
+        rate_limits_enabled=False,
     )
 
 
