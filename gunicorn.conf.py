@@ -62,13 +62,20 @@ errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 
 
-# --- Hooks (observability.gunicorn_hooks) -------------------------------------------------
+# --- Hooks (observability.gunicorn_hooks, serving.memory) ------------------------------
 # Imported when called: the master has put the checkout on sys.path by then.
 def on_starting(server: object) -> None:
     """Master, before forking: refuse bad settings in one line; prepare the metrics directory."""
     from observability import gunicorn_hooks
 
     gunicorn_hooks.on_starting(server)
+
+
+def post_fork(server: object, worker: object) -> None:
+    """In each new worker: large buffers are returned to the system when freed (serving/memory.py)."""
+    from serving.memory import fix_mmap_threshold
+
+    fix_mmap_threshold()
 
 
 def when_ready(server: object) -> None:
