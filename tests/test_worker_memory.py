@@ -17,7 +17,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 def test_every_worker_fixes_the_threshold_after_fork(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
-    monkeypatch.setattr(serving.memory, "fix_mmap_threshold", lambda: calls.append("fixed") or True)
+
+    def record() -> bool:
+        calls.append("fixed")
+        return True
+
+    monkeypatch.setattr(serving.memory, "fix_mmap_threshold", record)
     hooks = runpy.run_path(str(REPO_ROOT / "gunicorn.conf.py"))
     hooks["post_fork"](object(), object())
     assert calls == ["fixed"]
