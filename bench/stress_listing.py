@@ -10,78 +10,24 @@ sampled every 50 ms and printed: before (warmed up), peak, and after each round.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import shutil
 import tempfile
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import requests
 from sqlalchemy import create_engine
 
 from bench import seed
 from bench.servers import BENCH_SECRET, UNLIMITED, start_mariadb
 from tests.support.api import LIST
+from tests.support.downloads import Download, list_at_once
 from tests.support.gunicorn import LiveServer, start_gunicorn
 from tests.support.net import free_port
 from tests.support.posts import insert_posts
 from tests.support.schema import create_schema
 
-SAMPLE_SECONDS = 0.05
 TIMEOUT = 600
-READ_BYTES = 256 * 1024
-
-
-@dataclass
-class Download:
-    """One client's listing: size, digest, time, or the error that ended it."""
-
-    size: int = 0
-    digest: str = ""
-    seconds: float = 0.0
-    head: bytes = b""
-    tail: bytes = b""
-    error: str = ""
-    done: threading.Event = field(default_factory=threading.Event)
-
-
-def download(url: str, token: str, start: threading.Barrier, into: Download) -> None:
-    """GET the listing, hashing it as it arrives (never holding it)."""
-    try:
-        start.wait(timeout=TIMEOUT)
-        began = time.monotonic()
-        digest = hashlib.sha256()
-        headers = {"Authorization": f"Bearer {token}"}
-        with requests.get(url, headers=headers, stream=True, timeout=TIMEOUT) as response:
-            response.raise_for_status()
-            for chunk in response.iter_content(chunk_size=READ_BYTES):
-                if not into.head:
-                    into.head = chunk[:64]
-                into.tail = (into.tail + chunk)[-64:]
-                digest.update(chunk)
-                into.size += len(chunk)
-        into.digest = digest.hexdigest()
-        into.seconds = time.monotonic() - began
-    except Exception as error:  # reported in the table
-        into.error = f"{type(error).__name__}: {error}"
-    finally:
-        into.done.set()
-
-
-def one_round(live: LiveServer, pid: int, token: str, clients: int) -> tuple[float, list[Download]]:
-    """Run `clients` listings at once; the worker's peak RSS (MiB) meanwhile, and the downloads."""
-    start = threading.Barrier(clients + 1)
-    downloads = [Download() for _ in range(clients)]
-    for item in downloads:
-        threading.Thread(target=download, args=(live.base + LIST, token, start, item), daemon=True).start()
-    start.wait(timeout=TIMEOUT)
-    peak = 0.0
-    while not all(item.done.is_set() for item in downloads):
-        peak = max(peak, live.worker_rss_mib()[pid])
-        time.sleep(SAMPLE_SECONDS)
-    return peak, downloads
 
 
 @dataclass
@@ -99,7 +45,7 @@ class Round:
         items = self.downloads
         return (
             len({item.digest for item in items}) == 1
-            and all(not item.error for item in items)
+            and all(item.error is None and item.status == 200 for item in items)
             and all(item.head.startswith(b'[{"id":"') and item.tail.endswith(b'"}]') for item in items)
         )
 
@@ -160,7 +106,7 @@ def measure(
         before = live.worker_rss_mib()[pid]
         results = []
         for _ in range(rounds):
-            peak, downloads = one_round(live, pid, token, clients)
+            peak, downloads = list_at_once(live, pid, token, clients, TIMEOUT)
             time.sleep(1.0)
             results.append(Round(before, peak, live.worker_rss_mib()[pid], downloads))
         if live.worker_pids() != [pid]:
@@ -200,8 +146,8 @@ def report(number: int, result: Round) -> None:
         f"after {result.after:.0f} MiB"
     )
     for item in downloads:
-        if item.error:
-            print(f"  error: {item.error}")
+        if item.error is not None or item.status != 200:
+            print(f"  failed: status {item.status}, {item.error!r}")
 
 
 def main() -> None:

@@ -9,9 +9,7 @@ with 1 GiB and prints the figures.
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
-from dataclasses import dataclass, field
 
 import pytest
 import requests
@@ -19,6 +17,7 @@ from sqlalchemy import create_engine, text
 
 from tests.e2e.helpers import StartServer, sign_up
 from tests.support.api import LIST, bearer
+from tests.support.downloads import list_at_once
 from tests.support.gunicorn import LiveServer
 from tests.support.posts import expected_listing, insert_posts, kill_listing_queries
 
@@ -30,38 +29,6 @@ CONCURRENT = 4
 # The bound of the issue ("less than 64 MiB while 4 listings of 1 GiB each are served at once").
 MAX_GROWTH_MIB = 64
 TIMEOUT = 120  # per request; 96 MiB on a busy 2-core machine takes seconds
-SAMPLE_SECONDS = 0.05
-
-
-@dataclass
-class Download:
-    """One client's listing: the digest of the body and how long it took."""
-
-    digest: str = ""
-    size: int = 0
-    error: BaseException | None = None
-    seconds: float = 0.0
-    done: threading.Event = field(default_factory=threading.Event)
-
-
-def _download(base: str, token: str, start: threading.Barrier, into: Download) -> None:
-    try:
-        start.wait(timeout=TIMEOUT)
-        began = time.monotonic()
-        digest = hashlib.sha256()
-        with requests.get(base + LIST, headers=bearer(token), stream=True, timeout=TIMEOUT) as response:
-            assert response.status_code == 200, response.status_code
-            assert "Content-Length" not in response.headers
-            assert response.headers.get("Transfer-Encoding") == "chunked"
-            for chunk in response.iter_content(chunk_size=256 * 1024):
-                digest.update(chunk)
-                into.size += len(chunk)
-        into.digest = digest.hexdigest()
-        into.seconds = time.monotonic() - began
-    except BaseException as error:  # reported by the test
-        into.error = error
-    finally:
-        into.done.set()
 
 
 def _big_user(live: LiveServer, database_url: str, email: str) -> tuple[str, str, bytes]:
@@ -78,7 +45,7 @@ def _big_user(live: LiveServer, database_url: str, email: str) -> tuple[str, str
 def test_four_big_listings_at_once_stay_within_64_mib_of_worker_memory(
     start_server: StartServer, database_url: str
 ) -> None:
-    live = start_server(database_url, WEB_CONCURRENCY="1", GUNICORN_THREADS=str(CONCURRENT))
+    live = start_server(database_url, WEB_CONCURRENCY="1")
     _, token, expected = _big_user(live, database_url, "big@example.com")
     # Warm the worker (imports, pools, one small listing) before the baseline.
     small = sign_up(live.base, "small@example.com")["access_token"]
@@ -86,21 +53,7 @@ def test_four_big_listings_at_once_stay_within_64_mib_of_worker_memory(
     [pid] = live.worker_pids()
     before = live.worker_rss_mib()[pid]
 
-    start = threading.Barrier(CONCURRENT + 1)
-    downloads = [Download() for _ in range(CONCURRENT)]
-    threads = [
-        threading.Thread(target=_download, args=(live.base, token, start, download), daemon=True)
-        for download in downloads
-    ]
-    for thread in threads:
-        thread.start()
-    start.wait(timeout=TIMEOUT)
-    peak = before
-    deadline = time.monotonic() + CONCURRENT * TIMEOUT
-    while not all(download.done.is_set() for download in downloads):
-        assert time.monotonic() < deadline, "the listings did not finish"
-        peak = max(peak, live.worker_rss_mib()[pid])
-        time.sleep(SAMPLE_SECONDS)
+    peak, downloads = list_at_once(live, pid, token, CONCURRENT, TIMEOUT)
     after = live.worker_rss_mib()[pid]
     print(
         f"\nworker RSS: {before:.0f} MiB before, {peak:.0f} MiB peak while {CONCURRENT} listings of "
@@ -109,6 +62,9 @@ def test_four_big_listings_at_once_stay_within_64_mib_of_worker_memory(
     )
     for download in downloads:
         assert download.error is None, download.error
+        assert download.status == 200, download.status
+        assert "Content-Length" not in download.headers
+        assert download.headers.get("Transfer-Encoding") == "chunked"
         assert download.size == len(expected)
         assert download.digest == hashlib.sha256(expected).hexdigest()  # the whole list, newest first
     assert live.worker_pids() == [pid]
