@@ -15,9 +15,9 @@ from sqlalchemy import Engine, delete, event
 
 from app import create_app
 from config import Settings, load_settings
-from extensions import db
+from extensions import db, limiter
 from models.tables import PostRow, UserRow
-from tests.support.api import PASSWORD, TEST_SECRET, SignUp
+from tests.support.api import PASSWORD, TEST_SECRET, MakeClient, SignUp
 from tests.support.mariadb import MariaDBServer, mariadbd_path
 from tests.support.redis import RedisServer, redis_server_path
 from tests.support.schema import create_schema
@@ -126,6 +126,29 @@ def app(settings: Settings) -> Iterator[Flask]:
 def client(app: Flask) -> FlaskClient:
     """A test client for `app`."""
     return app.test_client()
+
+
+@pytest.fixture
+def make_client(settings: Settings) -> Iterator[MakeClient]:
+    """Factory: a cookie-less client of an app built with setting overrides; tables emptied after."""
+    apps: list[Flask] = []
+
+    def make(**overrides: Any) -> FlaskClient:
+        application = create_app(load_settings({}, **{**settings.model_dump(), **overrides}))
+        apps.append(application)
+        return application.test_client(use_cookies=False)
+
+    yield make
+    for application in apps:
+        with db.of(application).engine.begin() as connection:
+            connection.execute(delete(PostRow))
+            connection.execute(delete(UserRow))
+        db.of(application).engine.dispose()
+    # Flask-Limiter is one object per process and has no public reset: a test that broke its
+    # storage (a Redis outage) must not leave the next test's app on the in-memory fallback.
+    # Its private flag, checked so that an upgrade that renames it fails here, loudly.
+    assert hasattr(limiter, "_storage_dead"), "Flask-Limiter changed: find its new fallback flag"
+    limiter._storage_dead = False
 
 
 @pytest.fixture

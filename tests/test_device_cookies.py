@@ -7,7 +7,6 @@ cookie it was given explicitly, so what each request carries is visible in the t
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -21,8 +20,8 @@ from blueprints.auth.attempts import account_fingerprint, derived_key
 from blueprints.auth.devices import COOKIE_NAME, KEY_PURPOSE, make_cookie, nonce_of
 from config import ConfigError, Settings, load_settings
 from extensions import db
-from models.tables import PostRow, UserRow
-from tests.support.api import PASSWORD, SIGN_IN, SIGN_UP
+from models.tables import UserRow
+from tests.support.api import PASSWORD, SIGN_IN, SIGN_UP, MakeClient
 from tests.support.redis import RedisServer
 
 WRONG = "wrong password!"
@@ -30,26 +29,6 @@ TOO_MANY = {"error": "Too many attempts, try again later"}
 ADA = "ada@example.com"
 BOB = "bob@example.com"
 DAY = 24 * 60 * 60
-
-MakeClient = Callable[..., FlaskClient]
-
-
-@pytest.fixture
-def make_client(settings: Settings) -> Iterator[MakeClient]:
-    """Factory: a cookie-less client of an app built with setting overrides; tables emptied after."""
-    apps: list[Flask] = []
-
-    def make(**overrides: Any) -> FlaskClient:
-        application = create_app(load_settings({}, **{**settings.model_dump(), **overrides}))
-        apps.append(application)
-        return application.test_client(use_cookies=False)
-
-    yield make
-    for application in apps:
-        with db.of(application).engine.begin() as connection:
-            connection.execute(delete(PostRow))
-            connection.execute(delete(UserRow))
-        db.of(application).engine.dispose()
 
 
 def _sign_up(client: FlaskClient, email: str = ADA) -> TestResponse:

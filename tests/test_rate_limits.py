@@ -6,49 +6,21 @@ these are the limits as every client without a device cookie meets them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import delete
 
-from app import create_app
 from blueprints.auth.limits import outside_limited_blueprints
-from config import ConfigError, Settings, load_settings
-from extensions import db, limiter
-from models.tables import PostRow, UserRow
-from tests.support.api import PASSWORD
+from config import ConfigError, load_settings
+from tests.support.api import PASSWORD, MakeClient
 from tests.support.redis import RedisServer
 
 SIGN_UP = "/api/v1/auth/sign_up"
 SIGN_IN = "/api/v1/auth/sign_in"
 WRONG = "wrong password!"
 TOO_MANY = {"error": "Too many attempts, try again later"}
-
-MakeClient = Callable[..., FlaskClient]
-
-
-@pytest.fixture
-def make_client(settings: Settings) -> Iterator[MakeClient]:
-    """Factory: a cookie-less client of an app built with setting overrides (one app per test); tables emptied after."""
-    apps: list[Flask] = []
-
-    def make(**overrides: Any) -> FlaskClient:
-        application = create_app(load_settings({}, **{**settings.model_dump(), **overrides}))
-        apps.append(application)
-        return application.test_client(use_cookies=False)
-
-    yield make
-    for application in apps:
-        with db.of(application).engine.begin() as connection:
-            connection.execute(delete(PostRow))
-            connection.execute(delete(UserRow))
-        db.of(application).engine.dispose()
-    # The limiter is one object for the process: a test that broke its storage must not leave
-    # the next test's app on the in-memory fallback.
-    limiter._storage_dead = False
 
 
 def _sign_up(client: FlaskClient, email: str = "ada@example.com", **kwargs: Any) -> Any:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from flask.testing import FlaskClient
+
 SIGN_UP = "/api/v1/auth/sign_up"
 SIGN_IN = "/api/v1/auth/sign_in"
 REFRESH = "/api/v1/auth/refresh_token"
@@ -18,6 +20,8 @@ TEST_SECRET = "test-signing-key-that-is-at-least-32-bytes-long"
 PASSWORD = "correct horse battery"
 
 SignUp = Callable[..., dict[str, Any]]
+# The `make_client` fixture: a cookie-less client of an app built with setting overrides.
+MakeClient = Callable[..., FlaskClient]
 """The `sign_up` fixture: create an account, get the sign-up body (user and tokens)."""
 
 
