@@ -54,8 +54,12 @@ class LiveServer:
         return f"http://127.0.0.1:{self.port}"
 
     def log(self) -> str:
-        """Everything gunicorn wrote so far (error log and access log)."""
-        return self.log_path.read_text(errors="replace")
+        """Every complete line gunicorn wrote so far (error log and access log).
+
+        A line still being written (the server is live) is left out, so each line read is whole.
+        """
+        text = self.log_path.read_text(errors="replace")
+        return text if text.endswith("\n") or self.process.poll() is not None else text[: text.rfind("\n") + 1]
 
     def log_tail(self, lines: int = 60) -> str:
         """The last lines of the log, for failure messages."""
