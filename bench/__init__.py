@@ -1,1 +1,1 @@
-"""Benchmark harness: wrk against the real service under gunicorn, with a bare-Flask ceiling in the same run."""
+"""Benchmark harness: wrk against our service under gunicorn (and a peer speaking the contract); stress scenarios."""

@@ -1,354 +1,303 @@
-"""Standard mode: every workload against MariaDB under gunicorn, each run right after its own ceiling's, medians."""
+"""The standard run: every workload against ours (and the peer, A B A B), with our ceilings in each pair; the tables.
+
+Each pair runs our ceilings, then each workload against ours and right after against the peer, so
+a ratio compares two runs that saw the same machine; the tables show medians over the pairs, and
+each ratio is the median of the per-pair ratios.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import statistics
 import tempfile
-import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, delete
 
-from bench import report, runs, servers, targets
-from bench.accesslog import WorkerShare
+from bench import harness, targets
+from bench.harness import Account, WrkResult
 from bench.profile import Profiler
-from bench.workloads import ARGON2, CEILING_SERVER, Workload, check_read_ceiling, prepare
-from bench.wrk import WrkResult, ensure_wrk, run_wrk
-from config import Settings
-from services.passwords import Passwords
+from bench.targets import mark
+from bench.workloads import WORKLOADS, Subject, Workload, Wrk, select
+from models.tables import PostRow
 from tests.support.redis import RedisServer
 from tests.support.schema import create_schema
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-CONNECTION_KINDS = {"keep-alive": "keep", "fresh": "close"}
 WARM_UP_SECONDS = 1.0
-# The bench servers run on the settings' defaults: CACHE_MAX_ENTRIES x CACHE_MAX_ENTRY_BYTES.
-CACHE_BOUND_BYTES = (
-    Settings.model_fields["cache_max_entries"].default * Settings.model_fields["cache_max_entry_bytes"].default
-)
-VERIFY_SAMPLES = 15
+OURS, PEER, CEILING = "ours", "peer", "ceiling"
 
 
 @dataclass(frozen=True)
 class Options:
-    """How long, how often and how hard to drive each workload."""
+    """What to run, against whom, and how hard."""
 
-    duration_s: float = 5.0
-    runs: int = 3
-    connections: int = 16
-    threads: int = 2
-    only: tuple[str, ...] = ()
-    kinds: tuple[str, ...] = tuple(CONNECTION_KINDS)
-    label: str = ""
-    profile: bool = False
-    gunicorn_args: str = ""
-    worker_class: str | None = None
+    wrk: Wrk = field(default_factory=Wrk)
+    pairs: int = 3
+    peer: str | None = None
     redis: bool = False
+    mariadb: str | None = None
+    only: tuple[str, ...] = ()
+    gunicorn_args: str = ""
+    profile: bool = False
+    label: str = ""
 
 
-def argon2_verify_seconds(samples: int = VERIFY_SAMPLES) -> float:
-    """Median time of one argon2id verification with the service's parameters, in this process."""
-    passwords = Passwords()
-    password_hash = passwords.hash("bench-password-1")
-    times = []
-    for _ in range(samples):
-        start = time.perf_counter()
-        passwords.verify(password_hash, "bench-password-1")
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+@dataclass(frozen=True)
+class Medians:
+    """Medians of one workload's runs against one server; errors summed."""
+
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+    @classmethod
+    def of(cls, results: Sequence[WrkResult]) -> Medians:
+        """The medians of some runs (ValueError when there are none)."""
+        if not results:
+            raise ValueError("no runs")
+        return cls(
+            rps=statistics.median(r.rps for r in results),
+            p50_ms=statistics.median(r.p50_ms for r in results),
+            p99_ms=statistics.median(r.p99_ms for r in results),
+            errors=sum(r.errors for r in results),
+        )
+
+
+def paired_ratio(ours: Sequence[WrkResult], others: Sequence[WrkResult]) -> float | None:
+    """The median of ours[i].rps / others[i].rps over the pairs where the other served anything."""
+    ratios = [a.rps / b.rps for a, b in zip(ours, others, strict=False) if b.rps > 0]
+    return statistics.median(ratios) if ratios else None
+
+
+@dataclass(frozen=True)
+class Row:
+    """One workload's figures: ours, the peer's, the ratios and the targets they are judged against."""
+
+    workload: str
+    pairs: int
+    ours: Medians
+    peer: Medians | None = None
+    ratio: float | None = None
+    target: targets.PeerTarget | None = None
+    floor: float | None = None
+    ceiling: targets.CeilingTarget | None = None
+    ceiling_rps: float | None = None
+    ceiling_ratio: float | None = None
+
+
+def summarize(workload: Workload, runs: dict[tuple[str, str], list[WrkResult]], redis: bool) -> Row:
+    """The row of one workload from every run recorded under (workload or ceiling name, subject)."""
+    ours = runs[(workload.name, OURS)]
+    peer = runs.get((workload.name, PEER), [])
+    ceiling = runs.get((workload.ceiling.ceiling, CEILING), []) if workload.ceiling else []
+    return Row(
+        workload=workload.name,
+        pairs=len(ours),
+        ours=Medians.of(ours),
+        peer=Medians.of(peer) if peer else None,
+        ratio=paired_ratio(ours, peer),
+        target=workload.peer if peer else None,
+        floor=workload.peer.floor_for(redis) if peer and workload.peer else None,
+        ceiling=workload.ceiling,
+        ceiling_rps=Medians.of(ceiling).rps if ceiling else None,
+        ceiling_ratio=paired_ratio(ours, ceiling),
+    )
+
+
+def _latency(m: Medians) -> str:
+    return f"{m.p50_ms:.1f} / {m.p99_ms:.1f}"
+
+
+def format_peer_table(rows: Sequence[Row]) -> str:
+    """Markdown: ours against the peer per workload, with ✓/✗ for the goal, the floor and the p99."""
+    lines = [
+        "| workload | ours req/s | peer req/s | ours / peer | goal | floor | ours p50 / p99 ms "
+        "| peer p50 / p99 ms | p99 below peer's | errors ours / peer |",
+        "|---|---:|---:|---:|---|---|---:|---:|---|---:|",
+    ]
+    for r in rows:
+        if r.peer is None:
+            continue
+        ratio = "" if r.ratio is None else f"{r.ratio:.2f}x"
+        goal = f"≥ {r.target.goal:g}x {mark(r.ratio, r.target.goal, r.pairs)}" if r.target else ""
+        floor = f"≥ {r.floor:g}x {mark(r.ratio, r.floor, r.pairs)}" if r.floor is not None else ""
+        p99 = mark(r.ours.p99_ms, r.peer.p99_ms, r.pairs, below=True)
+        lines.append(
+            f"| {r.workload} | {r.ours.rps:,.0f} | {r.peer.rps:,.0f} | {ratio} | {goal} | {floor} "
+            f"| {_latency(r.ours)} | {_latency(r.peer)} | {p99} | {r.ours.errors} / {r.peer.errors} |"
+        )
+    return "\n".join(lines)
+
+
+def format_ours_table(rows: Sequence[Row]) -> str:
+    """Markdown: ours per workload, with its ratio to our own ceiling where there is a target."""
+    lines = [
+        "| workload | ours req/s | p50 / p99 ms | errors | ceiling | ceiling req/s | ours / ceiling | goal |",
+        "|---|---:|---:|---:|---|---:|---:|---|",
+    ]
+    for r in rows:
+        ceiling = goal = ratio = rps = ""
+        if r.ceiling and r.ceiling_rps is not None:
+            ceiling, rps = r.ceiling.ceiling, f"{r.ceiling_rps:,.0f}"
+            ratio = "" if r.ceiling_ratio is None else f"{r.ceiling_ratio:.2f}"
+            goal = f"≥ {r.ceiling.goal:g} {mark(r.ceiling_ratio, r.ceiling.goal, r.pairs)}"
+        lines.append(
+            f"| {r.workload} | {r.ours.rps:,.0f} | {_latency(r.ours)} | {r.ours.errors} "
+            f"| {ceiling} | {rps} | {ratio} | {goal} |"
+        )
+    return "\n".join(lines)
 
 
 @dataclass
-class BenchServers:
-    """What `bench_servers` started: the gunicorn servers by name, the database URL, and Redis if any."""
+class Servers:
+    """What `bench_servers` started: our service, our ceilings, the database URL."""
 
-    started: dict[str, servers.Gunicorn]
+    ours: harness.Gunicorn
+    ceiling: harness.Gunicorn
     url: str
-    redis: RedisServer | None = None
 
 
 @contextmanager
-def bench_servers(
-    work_dir: Path,
-    gunicorn_env: dict[str, str] | None = None,
-    *,
-    worker_class: str | None = None,
-    with_redis: bool = False,
-) -> Iterator[BenchServers]:
-    """MariaDB, the ceilings, the service, and the service with listing caching disabled; all stopped on exit.
-
-    `gunicorn_env` (e.g. GUNICORN_CMD_ARGS) and `worker_class` apply to all three servers alike, the
-    ceilings included. `with_redis` starts a throwaway redis-server and gives the service REDIS_URL
-    (the listing cache then lives there), one database for each of the two service servers.
-    """
+def bench_servers(options: Options, work_dir: Path) -> Iterator[Servers]:
+    """MariaDB (or a fresh database on `options.mariadb`), Redis if asked, our service and ceilings; stopped on exit."""
     with ExitStack() as stack:
-        mariadb = servers.start_mariadb(work_dir)
-        stack.callback(mariadb.close)
-        url = mariadb.create_database("bench")
+        if options.mariadb:
+            url = harness.fresh_database(options.mariadb, "posts_bench")
+        else:
+            mariadb = harness.start_mariadb(work_dir)
+            stack.callback(mariadb.close)
+            url = mariadb.create_database("bench")
         create_schema(url)
-        redis: RedisServer | None = None
-        cache_env: dict[str, dict[str, str]] = {"app": {}, "miss": {}}
-        if with_redis:
+        cache_env: dict[str, str] = {}
+        if options.redis:
             redis = RedisServer(work_dir / "redis")
             redis.start()
             stack.callback(redis.stop)
-            cache_env = {"app": {"REDIS_URL": redis.url}, "miss": {"REDIS_URL": redis.url[:-1] + "1"}}
-        started: dict[str, servers.Gunicorn] = {}
-        # The miss server caches no listing (every encoded body exceeds 1 byte), so each
-        # get_my_posts still reads the user's cache version and then queries and encodes.
-        for name, app, env in (
-            (CEILING_SERVER, "bench.ceiling:app", {"DATABASE_URL": url}),
-            ("app", "wsgi:app", {"DATABASE_URL": url, **cache_env["app"]}),
-            ("miss", "wsgi:app", {"DATABASE_URL": url, "CACHE_MAX_ENTRY_BYTES": "1", **cache_env["miss"]}),
-        ):
-            started[name] = servers.start_gunicorn_server(
-                name, app, work_dir, worker_class=worker_class, **env, **(gunicorn_env or {})
-            )
-            stack.callback(started[name].stop)
-        yield BenchServers(started, url, redis)
+            cache_env = {"REDIS_URL": redis.url}
+        started = []
+        for name, app, env in (("ours", "wsgi:app", cache_env), ("ceiling", "bench.ceiling:app", {})):
+            env = {"DATABASE_URL": url, **env}
+            server = harness.start_server(name, app, work_dir, env, gunicorn_args=options.gunicorn_args)
+            stack.callback(server.stop)
+            started.append(server)
+        yield Servers(started[0], started[1], url)
 
 
-def drive(
-    workload: Workload,
-    server: servers.Gunicorn,
-    kind: str,
-    options: Options,
-    duration_s: float,
-    profiler: Profiler | None = None,
-) -> tuple[WrkResult, dict[int, WorkerShare]]:
-    """One wrk run of the workload over keep-alive or fresh connections (optionally under py-spy).
-
-    Also returns how many requests (and connections) each worker served, from the access log.
-    """
-    extra = workload.before_run(duration_s) if workload.before_run else []
-    args = [workload.token or "-", CONNECTION_KINDS[kind], *workload.args, *extra]
-    offset = server.log_size()
-    if profiler:
-        profiler.start()
-    try:
-        result = run_wrk(
-            server.base + workload.path,
-            workload.script,
-            args,
-            duration_s=duration_s,
-            connections=options.connections,
-            threads=options.threads,
-        )
-    finally:
-        if workload.after_run:
-            workload.after_run()
-    return result, server.shares_since(offset)
-
-
-def pair(
-    workload: Workload,
-    by_name: dict[str, Workload],
-    started: dict[str, servers.Gunicorn],
-    kind: str,
-    options: Options,
-    measured: runs.Measured,
-) -> report.Pairing | None:
-    """Measure the workload's ceiling right before it: the machine is shared and its speed drifts,
-    so each ratio compares two runs that saw the same conditions."""
-    if workload.ceiling is None:
-        return None
-    if workload.ceiling == ARGON2:
-        verify_s = argon2_verify_seconds()
-        measured.verify_ms.append(verify_s * 1000)
-        return report.Pairing(targets.argon2_ceiling_rps(servers.WORKERS, verify_s))
-    ceiling = by_name[workload.ceiling]
-    # As long as the workload's run: wrk counts only completed requests, so a shorter run loses a
-    # larger share to the requests still in flight at its end (a 1 MiB write takes ~0.7 s here).
-    result, shares = drive(ceiling, started[CEILING_SERVER], kind, options, options.duration_s)
-    measured.add((ceiling.name, kind), result, shares)
-    return report.Pairing(result.rps, result.p99_ms)
-
-
-def run(options: Options) -> dict[str, Any]:
-    """Run the standard benchmark, print the table and write JSON and PNG under bench/results/."""
-    ensure_wrk()
-    if options.worker_class:
-        servers.check_worker_class(options.worker_class)
+def run(options: Options) -> list[Row]:
+    """Run every chosen workload for `options.pairs` pairs, print the tables, write JSON under bench/results/."""
+    harness.wrk_path()
     work_dir = Path(tempfile.mkdtemp(prefix="bench-"))
-    load_before = os.getloadavg()
-    measured = runs.Measured()
+    load_before = os.getloadavg()[0]
+    runs: dict[tuple[str, str], list[WrkResult]] = {}
+    workloads = select(WORKLOADS, options.only)
     try:
-        args_env = {"GUNICORN_CMD_ARGS": options.gunicorn_args} if options.gunicorn_args else {}
-        with bench_servers(work_dir, args_env, worker_class=options.worker_class, with_redis=options.redis) as stack:
-            started = stack.started
-            engine = create_engine(stack.url)
-            workloads, accounts = prepare(started["app"].base, engine, work_dir)
-            check_read_ceiling(started[CEILING_SERVER].base, started["app"].base, accounts)
-            workloads = select(workloads, options.only)
-            by_name = {w.name: w for w in workloads}
-            _note_peak_rss(measured, "set-up (sign-ups, listings checked)", started["app"])
-            for workload in workloads:
-                # The warm-up is each workload's first run: the peak it leaves is the one it raised.
-                drive(workload, started[workload.server], "keep-alive", options, WARM_UP_SECONDS)
-                if not workload.is_ceiling:
-                    _note_peak_rss(measured, f"{workload.name} warm-up", started[workload.server])
-            for run_index in range(options.runs):
+        with bench_servers(options, work_dir) as servers:
+            engine = create_engine(servers.url)
+
+            def drop_posts(account: Account) -> None:
+                with engine.begin() as connection:
+                    connection.execute(delete(PostRow).where(PostRow.user_id == uuid.UUID(account.id)))
+
+            ours = Subject(OURS, servers.ours.base, work_dir, drop_posts=drop_posts)
+            subjects = [ours] + ([Subject(PEER, options.peer.rstrip("/"), work_dir)] if options.peer else [])
+            for subject in subjects:
+                subject.prepare()
+            ceiling = Subject(CEILING, servers.ceiling.base, work_dir)
+            writer = harness.new_account(ours.base, "ceiling")
+            ceilings = [
+                Workload(targets.BARE, "/", "get", lambda s, w: ["-"]),
+                Workload(targets.WRITE, f"/write?user_id={writer.id}", "add_post", lambda s, w: ["-", "20"]),
+            ]
+            for workload in [*ceilings, *workloads]:
+                if workload.warm_up:
+                    for subject in [ceiling] if workload in ceilings else subjects:
+                        workload.run(subject, options.wrk, WARM_UP_SECONDS)
+            for pair in range(options.pairs):
+                for workload in ceilings:
+                    _record(runs, workload, ceiling, workload.run(ceiling, options.wrk), pair, options)
                 for workload in workloads:
-                    if workload.is_ceiling:
-                        continue
-                    for kind in options.kinds:
-                        pairing = pair(workload, by_name, started, kind, options, measured)
-                        server = started[workload.server]
-                        profiler = _profiler(options, run_index, kind, workload, server)
-                        result, shares = drive(workload, server, kind, options, options.duration_s, profiler)
+                    for subject in subjects:
+                        if subject.name == PEER and not workload.on_peer:
+                            continue
+                        profiler = None
+                        if options.profile and pair == 0 and subject is ours:
+                            path = RESULTS_DIR / f"profile-{_slug(workload.name)}.txt"
+                            profiler = Profiler(servers.ours.server.worker_pids(), options.wrk.duration_s, path)
+                            profiler.start()
+                        result = workload.run(subject, options.wrk)
+                        _record(runs, workload, subject, result, pair, options)
                         if profiler:
                             print(profiler.report(), flush=True)
-                        key = (workload.name, kind)
-                        measured.add(key, result, shares)
-                        if pairing is not None:
-                            measured.pairings.setdefault(key, []).append(pairing)
-                        print(
-                            runs.run_line(
-                                run_index, options.runs, workload, kind, result, shares, servers.WORKERS, pairing
-                            ),
-                            flush=True,
-                        )
-            memory = {name: server.worker_rss_mib() for name, server in started.items()}
-            peaks = {name: server.worker_peak_rss_mib() for name, server in started.items()}
-            cache_bytes = started["app"].cache_bytes()
-            redis_bytes = int(stack.redis.client().info("memory")["used_memory"]) if stack.redis else None
+            peak_rss = servers.ours.peak_rss_mib()
             engine.dispose()
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
-    summaries = _summaries(workloads, measured, options)
-    # The service's servers are judged; the ceiling's memory is shown for comparison.
-    judged_peaks = {name: peaks[name] for name in ("app", "miss")}
-    lines = report.checks(summaries, judged_peaks)
-    runs_text = f"medians of {options.runs} run{'s' if options.runs != 1 else ''}"
-    configuration = _configuration(options)
-    document = {
-        "mode": "standard",
-        "label": options.label,
-        "finished_at": datetime.now(UTC).isoformat(),
-        "options": asdict(options),
-        "configuration": configuration,
-        "cpu_count": os.cpu_count(),
-        "load_average_before": load_before,
-        "load_average_after": os.getloadavg(),
-        "workers": servers.WORKERS,
-        "argon2_verify_ms_samples": [round(ms, 2) for ms in measured.verify_ms],
-        "summaries": [asdict(s) for s in summaries],
-        "runs": runs.runs_document(measured),
-        "targets": lines,
-        "worker_rss_mib": memory,
-        "worker_peak_rss_mib": peaks,
-        "worker_peak_rss_mib_after": measured.peak_rss_after,
-        "filesystem_cache_bytes": cache_bytes,
-        "redis_used_memory_bytes": redis_bytes,
-        "cache_bound_bytes": CACHE_BOUND_BYTES,
-    }
-    stem = f"standard-{options.label or datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}"
-    report.write_json(RESULTS_DIR / f"{stem}.json", document)
-    report.write_chart(
-        RESULTS_DIR / f"{stem}.png",
-        summaries,
-        f"Ratio to each workload's own ceiling (same run), {runs_text}, keep-alive and fresh\n{configuration}; {stem}",
-    )
-    print()
+    rows = [summarize(workload, runs, options.redis) for workload in workloads]
+    _print(options, rows, peak_rss, load_before)
+    _write_json(options, rows, peak_rss)
+    return rows
+
+
+def _record(
+    runs: dict[tuple[str, str], list[WrkResult]],
+    workload: Workload,
+    subject: Subject,
+    result: WrkResult,
+    pair: int,
+    options: Options,
+) -> None:
+    runs.setdefault((workload.name, subject.name), []).append(result)
     print(
-        f"{configuration}; {options.connections} connections, {runs_text} of {options.duration_s:g} s; "
-        f"{os.cpu_count()} CPUs, load average {load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after "
-        "(a shared machine: compare ratios, not absolute figures)"
+        f"pair {pair + 1}/{options.pairs} {workload.name:<31} {subject.name:<7} {result.rps:>9,.1f} req/s  "
+        f"p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:8.2f} ms  errors {result.errors}",
+        flush=True,
     )
-    print()
-    print(report.format_table(summaries))
-    print()
-    print("Per-worker requests, each run (busiest worker first; conns = distinct client connections):")
-    print("\n".join(runs.worker_lines(measured, servers.WORKERS)))
-    print()
-    print(report.format_checks(lines))
-    print("Largest worker peak RSS (VmHWM) of the serving server after the set-up and each warm-up run:")
-    print("\n".join(runs.peak_rss_lines(measured)))
-    if measured.verify_ms:
-        verify_ms = statistics.median(measured.verify_ms)
-        print(
-            f"argon2id verify: median {verify_ms:.1f} ms in-process over {len(measured.verify_ms)} measurements "
-            f"-> ceiling {targets.argon2_ceiling_rps(servers.WORKERS, verify_ms / 1000):.1f} req/s "
-            f"for {servers.WORKERS} workers"
-        )
-    for name, rss in memory.items():
-        print(
-            f"worker RSS ({name}): "
-            + ", ".join(
-                f"pid {pid}: {mib:.1f} MiB now, {peaks[name].get(pid, 0.0):.1f} MiB peak" for pid, mib in rss.items()
-            )
-            + ("" if name in judged_peaks else " (for comparison, not judged)")
-        )
-    if redis_bytes is not None:
-        print(f"redis used_memory: {redis_bytes / 1024 / 1024:.2f} MiB")
-    else:
-        print(
-            f"filesystem cache: {cache_bytes / 1024 / 1024:.2f} MiB "
-            f"(bound: {CACHE_BOUND_BYTES / 1024 / 1024:.0f} MiB = entries x max entry bytes)"
-        )
-    print(f"results: {RESULTS_DIR / stem}.json and .png")
-    return document
-
-
-def select(workloads: list[Workload], only: tuple[str, ...]) -> list[Workload]:
-    """The workloads whose name contains one of `only` (all when empty), and the ceilings they need."""
-    if not only:
-        return workloads
-    chosen = [w for w in workloads if not w.is_ceiling and any(part in w.name for part in only)]
-    needed = {w.ceiling for w in chosen}
-    return [w for w in workloads if w.name in needed] + chosen
-
-
-def _summaries(workloads: list[Workload], measured: runs.Measured, options: Options) -> list[report.Summary]:
-    """Ceilings first, then the workloads as listed; keep-alive before fresh."""
-    summaries = []
-    for workload in workloads:
-        for kind in CONNECTION_KINDS:
-            key = (workload.name, kind)
-            if key not in measured.results:
-                continue
-            summaries.append(
-                report.summarize(
-                    workload.name,
-                    kind,
-                    measured.results[key],
-                    ceiling=workload.ceiling,
-                    pairings=measured.pairings.get(key, []),
-                    target=workload.target,
-                )
-            )
-    return summaries
 
 
 def _configuration(options: Options) -> str:
-    """E.g. `2 serving workers, filesystem cache on /dev/shm` for titles and the table's header."""
-    worker_class = options.worker_class or "serving"
-    extra = f" ({options.gunicorn_args})" if options.gunicorn_args else ""
-    cache = "REDIS_URL (redis cache)" if options.redis else "filesystem cache on /dev/shm"
-    return f"{servers.WORKERS} {worker_class} workers{extra}, {cache}"
+    cache = "REDIS_URL (a throwaway redis-server)" if options.redis else "the default cache (filesystem on /dev/shm)"
+    extra = f" {options.gunicorn_args}" if options.gunicorn_args else ""
+    peer = f"; peer {options.peer}" if options.peer else ""
+    return f"ours: gunicorn -c gunicorn.conf.py{extra}, {harness.WORKERS} workers, {cache}{peer}"
 
 
-def _note_peak_rss(measured: runs.Measured, after: str, server: servers.Gunicorn) -> None:
-    """Record the server's largest worker peak RSS so far (VmHWM only grows)."""
-    peak = max(server.worker_peak_rss_mib().values(), default=0.0)
-    measured.peak_rss_after[f"{after} ({server.name} server)"] = peak
+def _print(options: Options, rows: list[Row], peak_rss: float, load_before: float) -> None:
+    w = options.wrk
+    print(
+        f"\n{datetime.now(UTC):%Y-%m-%d}, {_configuration(options)}; wrk {w.connections} connections, "
+        f"medians of {options.pairs} pairs of {w.duration_s:g} s runs; {os.cpu_count()} CPUs, load average "
+        f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after\n"
+    )
+    if options.peer:
+        print(format_peer_table(rows) + "\n")
+    print(format_ours_table(rows) + "\n")
+    limit = f"< {targets.WORKER_RSS_LIMIT_MIB:g} MiB {targets.rss_mark(peak_rss)}"
+    print(f"our workers' peak RSS (VmHWM) after the run: {peak_rss:.1f} MiB ({limit})")
 
 
-def _profiler(
-    options: Options, run_index: int, kind: str, workload: Workload, server: servers.Gunicorn
-) -> Profiler | None:
-    """py-spy on the server's workers during the workload's first keep-alive run, when asked for."""
-    if not (options.profile and run_index == 0 and kind == "keep-alive"):
-        return None
-    path = RESULTS_DIR / f"profile-{_slug(workload.name)}.txt"
-    return Profiler(server.worker_pids(), options.duration_s, path)
+def _write_json(options: Options, rows: list[Row], peak_rss: float) -> None:
+    stem = options.label or datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    document: dict[str, Any] = {
+        "finished_at": datetime.now(UTC).isoformat(),
+        "configuration": _configuration(options),
+        "options": asdict(options),
+        "rows": [asdict(row) for row in rows],
+        "worker_peak_rss_mib": peak_rss,
+    }
+    path = RESULTS_DIR / f"standard-{stem}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2, default=str) + "\n")
+    print(f"results: {path}")
 
 
 def _slug(name: str) -> str:

@@ -1,214 +1,172 @@
-"""The standard workloads: which server, which path, which Lua script and arguments, their ceiling and target."""
+"""The standard workloads, driven through the HTTP contract alone, so they run against ours and any peer alike."""
 
 from __future__ import annotations
 
-import uuid
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import Engine
+from bench import targets
+from bench.harness import API, PASSWORD, Account, WrkResult, add_posts, call, new_account, run_wrk
+from bench.targets import CeilingTarget, PeerTarget
 
-from bench import seed
-from bench.targets import HOT_P99_RATIO, Target
+LIST = f"{API}/posts/get_my_posts"
+ADD = f"{API}/posts/add-post"
+DELETE = f"{API}/posts/delete_my_post"
+SIGN_IN = f"{API}/auth/sign_in"
+LISTED_POSTS = 20
+# A text that keeps the whole JSON body under the 1 MiB limit.
+ONE_MIB_TEXT = 1024 * 1024 - 64
+# A seeding run this many times a delete run's length leaves more ids than the delete run takes
+# (deletes run at about add-post's rate); a delete run that runs out answers 404s, shown as errors.
+SEED_FACTOR = 1.5
 
-LIST = "/api/v1/posts/get_my_posts"
-ADD = "/api/v1/posts/add-post"
-DELETE = "/api/v1/posts/delete_my_post"
-SIGN_IN = "/api/v1/auth/sign_in"
-SIGN_UP = "/api/v1/auth/sign_up"
-KIB = 1024
-# Texts sized so the whole JSON body stays under the 1 MiB limit.
-ONE_MIB_TEXT = 1024 * KIB - 64
-# Enough distinct post ids for any delete rate this machine can reach.
-DELETES_PER_SECOND_BOUND = 4000
 
-# The ceilings (bench/ceiling.py), each run right before the workloads judged against it.
-BARE = "bare-Flask ceiling"
-WRITE_20 = "write ceiling (20 B)"
-WRITE_100K = "write ceiling (100 KiB)"
-WRITE_1MIB = "write ceiling (1 MiB)"
-READ_20 = "read ceiling (20)"
-READ_1000 = "read ceiling (1000)"
-READ_3MIB = "read ceiling (3 x 1 MiB)"
-# Not a server: workers / one argon2id verification, measured in-process beside each run.
-ARGON2 = "argon2 (workers / verify)"
-CEILING_SERVER = "ceiling"
+@dataclass
+class Wrk:
+    """How hard wrk drives every run."""
+
+    duration_s: float = 5.0
+    connections: int = 16
+    threads: int = 2
+
+
+@dataclass
+class Subject:
+    """A server under test (ours or the peer): its base URL and the accounts the workloads act as."""
+
+    name: str
+    base: str
+    work_dir: Path
+    accounts: dict[str, Account] = field(default_factory=dict)
+    # Removes an account's posts straight from the database (ours only), so 1 MiB uploads do not fill the disk.
+    drop_posts: Callable[[Account], None] | None = None
+
+    def prepare(self) -> None:
+        """Sign up the accounts, give the lister its posts and cache its listing."""
+        for role in ("lister", "adder", "adder1mib", "deleter", "signer"):
+            self.accounts[role] = new_account(self.base, role)
+        add_posts(self.base, self.accounts["lister"], LISTED_POSTS)
+        call(self.base, "GET", "/posts/get_my_posts", token=self.accounts["lister"].token)
 
 
 @dataclass
 class Workload:
-    """One row of the table: a wrk script against one of the servers."""
+    """One row of the table: a wrk script against one path, with the arguments one subject's accounts give it."""
 
     name: str
-    server: str
     path: str
     script: str
-    token: str | None = None
-    args: list[str] = field(default_factory=list)
-    # Called before each wrk run with its duration; returns extra script arguments for that run.
-    before_run: Callable[[float], list[str]] | None = None
-    # Called after each run (e.g. to drop the posts an add-post run created).
-    after_run: Callable[[], None] | None = None
-    # The ceiling it is judged against (a ceiling workload's name, or ARGON2), and how.
-    ceiling: str | None = None
-    target: Target | None = None
+    args: Callable[[Subject, Wrk], list[str]]
+    peer: PeerTarget | None = None
+    ceiling: CeilingTarget | None = None
+    on_peer: bool = True
+    warm_up: bool = True
+    one_connection_per_thread: bool = False
+    after_run: Callable[[Subject], None] | None = None
 
-    @property
-    def is_ceiling(self) -> bool:
-        """Whether this is one of the ceilings rather than a service workload."""
-        return self.server == CEILING_SERVER
-
-
-@dataclass
-class Accounts:
-    """The accounts the workloads act as, each with its access token."""
-
-    tokens: dict[str, str] = field(default_factory=dict)
-    ids: dict[str, uuid.UUID] = field(default_factory=dict)
-    emails: dict[str, str] = field(default_factory=dict)
-
-    def make(self, base: str, role: str) -> None:
-        """Sign up the account for `role` through the API."""
-        email = f"{role}-{uuid.uuid4().hex[:8]}@bench.example.com"
-        user_id, token = seed.sign_up(base, email)
-        self.emails[role] = email
-        self.ids[role] = user_id
-        self.tokens[role] = token
+    def run(self, subject: Subject, wrk: Wrk, duration_s: float | None = None) -> WrkResult:
+        """One wrk run of this workload against the subject; its WrkResult."""
+        threads = wrk.connections if self.one_connection_per_thread else wrk.threads
+        try:
+            return run_wrk(
+                subject.base + self.path,
+                self.script,
+                self.args(subject, wrk),
+                duration_s=duration_s or wrk.duration_s,
+                connections=wrk.connections,
+                threads=threads,
+            )
+        finally:
+            if self.after_run:
+                self.after_run(subject)
 
 
-def prepare(base: str, engine: Engine, work_dir: Path) -> tuple[list[Workload], Accounts]:
-    """Create the accounts and posts the workloads need; the workloads in table order."""
-    accounts = Accounts()
-    for role in ("list20", "list1000", "adder", "adder100k", "adder1mib", "deleter", "signer", "list1mib", "ceiling"):
-        accounts.make(base, role)
-    seed.insert_posts(engine, seed.post_rows(accounts.ids["list20"], 20))
-    seed.insert_posts(engine, seed.post_rows(accounts.ids["list1000"], 1000))
-    seed.insert_posts(engine, seed.post_rows(accounts.ids["list1mib"], 3, "m" * ONE_MIB_TEXT))
-    tokens = accounts.tokens
-    batches = iter(range(1_000_000))
-
-    def fresh_delete_ids(duration_s: float) -> list[str]:
-        ids = seed.insert_posts(
-            engine, seed.post_rows(accounts.ids["deleter"], int(DELETES_PER_SECOND_BOUND * duration_s))
-        )
-        path = work_dir / f"delete-ids-{next(batches)}.txt"
-        path.write_text("".join(f"{post_id}\n" for post_id in ids))
-        return [str(path), "2"]
-
-    def sign_up_nonce(_duration_s: float) -> list[str]:
-        return [f"{uuid.uuid4().hex[:10]}", seed.PASSWORD]
-
-    def drop_posts(role: str) -> Callable[[], None]:
-        return lambda: seed.delete_posts_of(engine, accounts.ids[role])
-
-    def ceiling_path(view: str, role: str) -> str:
-        return f"/{view}?user_id={accounts.ids[role]}"
-
-    write = ceiling_path("write", "ceiling")
-    hot = HOT_P99_RATIO
-    workloads = [
-        Workload(BARE, CEILING_SERVER, "/", "get"),
-        Workload(WRITE_20, CEILING_SERVER, write, "add_post", None, ["20"]),
-        Workload(
-            WRITE_100K, CEILING_SERVER, write, "add_post", None, [str(100 * KIB)], after_run=drop_posts("ceiling")
-        ),
-        Workload(
-            WRITE_1MIB, CEILING_SERVER, write, "add_post", None, [str(ONE_MIB_TEXT)], after_run=drop_posts("ceiling")
-        ),
-        Workload(READ_20, CEILING_SERVER, ceiling_path("read", "list20"), "get"),
-        Workload(READ_1000, CEILING_SERVER, ceiling_path("read", "list1000"), "get"),
-        Workload(READ_3MIB, CEILING_SERVER, ceiling_path("read", "list1mib"), "get"),
-        Workload(
-            "get_my_posts hit (20)",
-            "app",
-            LIST,
-            "get",
-            tokens["list20"],
-            ceiling=BARE,
-            target=Target(min_ratio=0.8, max_p99_ratio=hot, max_spread=0.15),
-        ),
-        Workload(
-            "get_my_posts miss (20)",
-            "miss",
-            LIST,
-            "get",
-            tokens["list20"],
-            ceiling=READ_20,
-            target=Target(min_ratio=0.75, max_p99_ratio=hot),
-        ),
-        Workload(
-            "get_my_posts miss (1000)",
-            "miss",
-            LIST,
-            "get",
-            tokens["list1000"],
-            ceiling=READ_1000,
-            target=Target(min_ratio=0.5),
-        ),
-        Workload(
-            "add-post",
-            "app",
-            ADD,
-            "add_post",
-            tokens["adder"],
-            ["20"],
-            ceiling=WRITE_20,
-            target=Target(min_ratio=0.75, max_p99_ratio=hot),
-        ),
-        Workload(
-            "add-post 100 KiB",
-            "app",
-            ADD,
-            "add_post",
-            tokens["adder100k"],
-            [str(100 * KIB)],
-            after_run=drop_posts("adder100k"),
-            ceiling=WRITE_100K,
-        ),
-        Workload(
-            "add-post 1 MiB",
-            "app",
-            ADD,
-            "add_post",
-            tokens["adder1mib"],
-            [str(ONE_MIB_TEXT)],
-            after_run=drop_posts("adder1mib"),
-            ceiling=WRITE_1MIB,
-            target=Target(min_ratio=0.5),
-        ),
-        # Over 512 KiB, so never cached: each request queries and encodes 3 MiB.
-        Workload("get_my_posts 3 x 1 MiB", "app", LIST, "get", tokens["list1mib"], ceiling=READ_3MIB),
-        Workload(
-            "delete_my_post",
-            "app",
-            DELETE,
-            "delete",
-            tokens["deleter"],
-            before_run=fresh_delete_ids,
-            ceiling=WRITE_20,
-            target=Target(min_ratio=0.75, max_p99_ratio=hot),
-        ),
-        Workload(
-            "sign_in",
-            "app",
-            SIGN_IN,
-            "sign_in",
-            None,
-            [accounts.emails["signer"], seed.PASSWORD],
-            ceiling=ARGON2,
-            target=Target(min_ratio=0.9),
-        ),
-        # One argon2id hash per sign-up costs about one verification; no target of its own.
-        Workload("sign_up", "app", SIGN_UP, "sign_up", None, before_run=sign_up_nonce, ceiling=ARGON2),
-    ]
-    return workloads, accounts
+def fresh_ids(subject: Subject, wrk: Wrk) -> list[str]:
+    """Posts for the deleter made by a wrk add-post run (unmeasured) that records their ids; delete.lua's args."""
+    account = subject.accounts["deleter"]
+    prefix = subject.work_dir / f"ids-{subject.name}-"
+    run_wrk(
+        subject.base + ADD,
+        "seed_ids",
+        [account.token, str(prefix)],
+        duration_s=wrk.duration_s * SEED_FACTOR,
+        connections=wrk.connections,
+        threads=wrk.threads,
+    )
+    parts = sorted(prefix.parent.glob(prefix.name + "*"))
+    ids_path = subject.work_dir / f"delete-ids-{subject.name}.txt"
+    with ids_path.open("wb") as ids:
+        for part in parts:
+            with part.open("rb") as source:
+                shutil.copyfileobj(source, ids)
+            part.unlink()
+    return [account.token, str(ids_path), str(wrk.threads)]
 
 
-def check_read_ceiling(ceiling_base: str, app_base: str, accounts: Accounts) -> None:
-    """The read ceiling must answer exactly the service's body for the same user; RuntimeError otherwise."""
-    for role in ("list20", "list1000"):
-        own = seed.get_body(f"{ceiling_base}/read?user_id={accounts.ids[role]}")
-        service = seed.get_body(app_base + LIST, accounts.tokens[role])
-        if own != service:
-            raise RuntimeError(f"read ceiling and get_my_posts differ for {role}: {own[:200]!r} vs {service[:200]!r}")
+def drop_big_posts(subject: Subject) -> None:
+    """After a 1 MiB add-post run: remove its posts where we can (our own database)."""
+    if subject.drop_posts:
+        subject.drop_posts(subject.accounts["adder1mib"])
+
+
+CACHED_LISTING = "get_my_posts, cached, 20 posts"
+WORKLOADS = [
+    Workload(
+        CACHED_LISTING,
+        LIST,
+        "get",
+        lambda s, _: [s.accounts["lister"].token],
+        peer=targets.HIT,
+        ceiling=targets.HIT_CEILING,
+    ),
+    Workload(
+        "add-post",
+        ADD,
+        "add_post",
+        lambda s, _: [s.accounts["adder"].token, "20"],
+        peer=targets.WRITES,
+        ceiling=targets.WRITE_CEILING,
+    ),
+    # A fresh user each run, so every run starts from an empty listing.
+    Workload(
+        "cycle: add, list, delete",
+        f"{API}/posts/",
+        "cycle",
+        lambda s, _: [new_account(s.base, "cycle").token],
+        peer=targets.WRITES,
+        one_connection_per_thread=True,
+    ),
+    Workload(
+        "delete_my_post",
+        DELETE,
+        "delete",
+        fresh_ids,
+        peer=targets.DELETE,
+        ceiling=targets.WRITE_CEILING,
+        warm_up=False,
+    ),
+    Workload(
+        "sign_in",
+        SIGN_IN,
+        "sign_in",
+        lambda s, _: ["-", s.accounts["signer"].email, PASSWORD],
+        peer=targets.SIGN_IN,
+    ),
+    # Ours only: what it leaves is the workers' peak memory, judged against WORKER_RSS_LIMIT_MIB.
+    Workload(
+        "add-post, 1 MiB",
+        ADD,
+        "add_post",
+        lambda s, _: [s.accounts["adder1mib"].token, str(ONE_MIB_TEXT)],
+        on_peer=False,
+        warm_up=False,
+        after_run=drop_big_posts,
+    ),
+]
+
+
+def select(workloads: list[Workload], only: tuple[str, ...]) -> list[Workload]:
+    """The workloads whose name contains one of `only` (all when empty)."""
+    return [w for w in workloads if not only or any(part in w.name for part in only)]

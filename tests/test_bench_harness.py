@@ -1,33 +1,28 @@
-"""The benchmark harness's pure parts: wrk output parsing, medians, ratios to each ceiling, targets, access logs."""
+"""The benchmark harness: wrk output parsing, the Lua scripts against a tiny server, pairing, targets, tables."""
 
 from __future__ import annotations
 
-import json
+import shutil
+import threading
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from bench import accesslog, profile, rawdb, report, targets
-from bench.accesslog import WorkerShare
-from bench.report import Pairing
-from bench.standard import select
-from bench.targets import Target
-from bench.workloads import ARGON2, Workload
-from bench.wrk import RESULT_MARKER, WrkError, WrkResult, parse_result, script_text
+from bench import profile, stress, targets
+from bench.ceiling import FreeList
+from bench.harness import RESULT_MARKER, Account, WrkError, WrkResult, parse_result, run_wrk, script_text
+from bench.standard import Medians, Row, format_ours_table, format_peer_table, paired_ratio, summarize
+from bench.workloads import WORKLOADS, Subject, Workload, Wrk, fresh_ids, select
 
 RESULT_LINE = (
     'BENCH_RESULT {"requests": 10000, "duration_us": 5000000, "p50_us": 2950, "p99_us": 12500, '
     '"non_2xx": 3, "socket_errors": 1}'
 )
-WRK_OUTPUT = f"""Running 5s test @ http://127.0.0.1:8000/
-  2 threads and 16 connections
-  Thread Stats   Avg      Stdev     Max   +/- Stdev
-    Latency     3.10ms    1.20ms  30.00ms   90.00%
-  10000 requests in 5.00s, 1.50MB read
-  Non-2xx or 3xx responses: 3
-Requests/sec:   2000.00
-{RESULT_LINE}
-"""
 
 
 def result(rps: float, *, p50: float = 1.0, p99: float = 2.0, non_2xx: int = 0) -> WrkResult:
@@ -35,9 +30,9 @@ def result(rps: float, *, p50: float = 1.0, p99: float = 2.0, non_2xx: int = 0) 
 
 
 def test_parse_result_reads_the_reporter_line() -> None:
-    parsed = parse_result(WRK_OUTPUT)
+    parsed = parse_result(f"Running 5s test @ http://127.0.0.1:8000/\nRequests/sec: 2000.00\n{RESULT_LINE}\n")
     assert parsed == WrkResult(requests=10000, duration_s=5.0, p50_ms=2.95, p99_ms=12.5, non_2xx=3, socket_errors=1)
-    assert parsed.rps == 2000.0
+    assert (parsed.rps, parsed.errors) == (2000.0, 4)
 
 
 def test_parse_result_without_the_line_is_an_error() -> None:
@@ -45,218 +40,154 @@ def test_parse_result_without_the_line_is_an_error() -> None:
         parse_result("Running 5s test\nRequests/sec: 10\n")
 
 
-def test_every_script_ends_with_the_reporter() -> None:
-    for name in ("get", "add_post", "delete", "sign_in", "sign_up"):
+def test_every_workload_script_has_the_shared_setup_and_ends_with_the_reporter() -> None:
+    for name in {w.script for w in WORKLOADS} | {"seed_ids"}:
         text = script_text(name)
         assert "function setup(thread)" in text
-        assert text.rstrip().endswith("end")
         assert RESULT_MARKER.strip() in text.split("-- Appended to every workload script")[1]
 
 
-def test_summarize_takes_medians_and_sums_errors() -> None:
-    summary = report.summarize(
-        "add-post", "keep-alive", [result(100, p50=5, non_2xx=1), result(300, p50=1), result(200, p50=3, non_2xx=2)]
-    )
-    assert (summary.rps, summary.p50_ms, summary.non_2xx, summary.runs) == (200.0, 3.0, 3, 3)
-    assert summary.run_rps == (100.0, 300.0, 200.0)
-    assert summary.spread == pytest.approx(2.0)
-    assert (summary.ceiling, summary.ratio, summary.ratio_verdict) == (None, None, None)
+class _Posts(BaseHTTPRequestHandler):
+    """add-post, get_my_posts and delete_my_post as the contract answers them, for one user, in memory."""
+
+    protocol_version = "HTTP/1.1"
+    posts: ClassVar[set[str]] = set()
+    deleted_unknown: ClassVar[int] = 0
+    lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def _answer(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        post_id = str(uuid.uuid4())
+        with self.lock:
+            self.posts.add(post_id)
+        self._answer(200, b'{"id": "%s"}' % post_id.encode())
+
+    def do_GET(self) -> None:
+        self._answer(200, b'[{"id": "5bb9ba60-2e5f-42b1-baf4-a9f74329baa0", "text": "x"}]')
+
+    def do_DELETE(self) -> None:
+        [post_id] = parse_qs(urlsplit(self.path).query)["post_id"]
+        with self.lock:
+            if post_id not in self.posts:
+                type(self).deleted_unknown += 1
+                self._answer(404, b'{"error": "Post not found"}')
+                return
+            self.posts.remove(post_id)
+        self._answer(200, b'{"status": "post deleted successfully"}')
+
+    def log_message(self, *args: object) -> None:
+        pass
 
 
-def test_summarize_refuses_no_runs() -> None:
+@pytest.fixture
+def posts_server() -> Iterator[str]:
+    if shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed")
+    _Posts.posts, _Posts.deleted_unknown = set(), 0
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Posts)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_the_cycle_deletes_exactly_the_posts_it_added(posts_server: str) -> None:
+    measured = run_wrk(posts_server + "/api/v1/posts/", "cycle", ["token"], duration_s=1, connections=4, threads=4)
+    assert measured.requests > 30 and measured.errors == 0
+    assert _Posts.deleted_unknown == 0
+    # Each connection has at most its latest post not yet deleted when the run ends.
+    assert len(_Posts.posts) <= 4
+
+
+def test_delete_ids_come_from_a_recorded_add_post_run_and_are_each_deleted_once(
+    posts_server: str, tmp_path: Path
+) -> None:
+    subject = Subject("peer", posts_server, tmp_path)
+    subject.accounts["deleter"] = Account("id", "deleter@example.com", "token")
+    wrk = Wrk(duration_s=1, connections=4, threads=2)
+    token, ids_path, threads = fresh_ids(subject, wrk)
+    ids = Path(ids_path).read_text().split()
+    # Every answered add is recorded; those still in flight when wrk stopped (at most one per connection) are not.
+    assert len(ids) == len(set(ids)) > 10
+    assert set(ids) <= _Posts.posts and len(_Posts.posts) - len(ids) <= wrk.connections
+    deleted = run_wrk(posts_server + "/api/v1/posts/delete_my_post", "delete", [token, ids_path, threads], **vars(wrk))
+    # 1 s of deletes against 1.5 s of adds: fewer deletes than ids, so no id repeats and none is unknown.
+    assert deleted.errors == 0 and _Posts.deleted_unknown == 0
+    assert 10 < deleted.requests < len(ids)
+
+
+def test_paired_ratio_is_the_median_of_each_pairs_ratio_not_a_ratio_of_medians() -> None:
+    # Pair by pair: 500/1000, 900/3000, 800/1000 -> 0.5, 0.3, 0.8.
+    ours = [result(500), result(900), result(800)]
+    assert paired_ratio(ours, [result(1000), result(3000), result(1000)]) == pytest.approx(0.5)
+    assert paired_ratio(ours, [result(0), result(3000), result(1000)]) == pytest.approx(0.55)  # an idle run is skipped
+    assert paired_ratio(ours, []) is None
+
+
+def test_medians_sum_errors_and_refuse_no_runs() -> None:
+    medians = Medians.of([result(100, p99=5, non_2xx=1), result(300, p99=1), result(200, p99=3, non_2xx=2)])
+    assert medians == Medians(rps=200.0, p50_ms=1.0, p99_ms=3.0, errors=3)
     with pytest.raises(ValueError, match="no runs"):
-        report.summarize("add-post", "fresh", [])
+        Medians.of([])
 
 
-def test_summarize_refuses_a_ceiling_run_count_that_does_not_pair() -> None:
-    with pytest.raises(ValueError, match="1 ceiling runs for 2 runs"):
-        report.summarize("add-post", "fresh", [result(1), result(2)], pairings=[Pairing(10)])
+def test_marks_need_three_pairs_and_p99_must_be_strictly_below() -> None:
+    assert targets.mark(2.0, 2.0, 3) == "✓"
+    assert targets.mark(1.99, 2.0, 5) == "✗"
+    assert targets.mark(3.0, 2.0, 2) == "?"
+    assert targets.mark(None, 2.0, 3) == "?"
+    assert targets.mark(10.0, 10.0, 3, below=True) == "✗"
+    assert targets.mark(9.9, 10.0, 3, below=True) == "✓"
+    assert (targets.rss_mark(149.9), targets.rss_mark(150.0)) == ("✓", "✗")
 
 
-def test_ratios_are_medians_of_each_runs_ratio_to_its_own_ceiling_run() -> None:
-    # Run by run: 500/1000, 900/3000, 800/1000 -> 0.5, 0.3, 0.8; the median pairs, not medians divided.
-    summary = report.summarize(
-        "add-post",
-        "keep-alive",
-        [result(500, p99=4), result(900, p99=9), result(800, p99=30)],
-        ceiling="write ceiling (20 B)",
-        pairings=[Pairing(1000, 2), Pairing(3000, 3), Pairing(1000, 5)],
-    )
-    assert summary.ratio == pytest.approx(0.5)
-    assert summary.p99_ratio == pytest.approx(3.0)  # 2, 3, 6
-    assert summary.ceiling == "write ceiling (20 B)"
+def test_the_cached_listings_floor_is_lower_with_redis_and_every_peer_workload_has_a_target() -> None:
+    assert (targets.HIT.floor_for(redis=False), targets.HIT.floor_for(redis=True)) == (1.5, 1.2)
+    assert targets.WRITES.floor_for(redis=True) == 1.2
+    assert all(w.peer is not None for w in WORKLOADS if w.on_peer)
 
 
-def test_a_computed_ceiling_has_no_p99_and_an_idle_ceiling_run_is_skipped() -> None:
-    summary = report.summarize(
-        "sign_in", "fresh", [result(30), result(36), result(99)], pairings=[Pairing(40), Pairing(40), Pairing(0)]
-    )
-    assert summary.ratio == pytest.approx(0.825)  # 0.75 and 0.9; the run beside a 0 req/s ceiling is left out
-    assert summary.p99_ratio is None
-
-
-def test_targets_are_judged_from_three_runs_and_spread_from_five_keep_alive_runs() -> None:
-    target = Target(min_ratio=0.8, max_p99_ratio=3.0, max_spread=0.15)
-    pairings = [Pairing(1000, 1.0)] * 5
-
-    def summary(kind: str, rps: list[float], p99: float = 2.0) -> report.Summary:
-        runs = [result(value, p99=p99) for value in rps]
-        return report.summarize("hit", kind, runs, ceiling="bare", pairings=pairings[: len(rps)], target=target)
-
-    two = summary("keep-alive", [900, 900])
-    assert two.ratio_verdict is not None and two.ratio_verdict.met is None
-    met = summary("keep-alive", [800, 850, 900])
-    assert met.ratio_verdict is not None and met.ratio_verdict.met is True
-    assert met.p99_verdict is not None and met.p99_verdict.met is True
-    assert met.spread_verdict is not None and met.spread_verdict.met is None  # 3 of the 5 runs it needs
-    missed = summary("keep-alive", [700, 790, 950], p99=3.5)
-    assert missed.ratio_verdict is not None and missed.ratio_verdict.met is False
-    assert missed.p99_verdict is not None and missed.p99_verdict.met is False
-    steady = summary("keep-alive", [1000, 1100, 1150, 1050, 1000])
-    assert steady.spread_verdict is not None and steady.spread_verdict.met is True
-    bimodal = summary("keep-alive", [1000, 1200, 1150, 1050, 1000])
-    assert bimodal.spread_verdict is not None and bimodal.spread_verdict.met is False
-    fresh = summary("fresh", [1000, 1200, 1150, 1050, 1000])
-    assert fresh.spread_verdict is None  # the spread target is for keep-alive runs
-
-
-def test_spread_is_max_over_min_minus_one() -> None:
-    assert targets.spread([100, 115, 110]) == pytest.approx(0.15)
-    assert targets.spread([5.0]) == 0.0
-    assert targets.spread([]) == 0.0
-    assert targets.spread([0.0, 10.0]) == float("inf")
-
-
-def test_rss_limit_is_strict() -> None:
-    assert targets.judge_rss(149.9).met is True
-    assert targets.judge_rss(150.0).met is False
-
-
-def test_argon2_ceiling_is_workers_over_verify_time() -> None:
-    assert targets.argon2_ceiling_rps(2, 0.02) == pytest.approx(100.0)
-
-
-def test_checks_list_every_verdict_errors_and_memory() -> None:
-    summaries = [
-        report.summarize("bare", "keep-alive", [result(1000)] * 3),
-        report.summarize(
-            "add-post",
-            "keep-alive",
-            [result(700)] * 3,
-            ceiling="write",
-            pairings=[Pairing(1000, 1.0)] * 3,
-            target=Target(min_ratio=0.75),
-        ),
-        report.summarize("sign_up", "fresh", [result(5, non_2xx=1)]),
-    ]
-    lines = report.checks(summaries, {"app": {1: 120.0, 2: 151.0}, "miss": {3: 90.0}})
-    by_target = {line["target"]: line for line in lines}
-    assert by_target["add-post (keep-alive): req/s / write >= 0.75"] == {
-        "target": "add-post (keep-alive): req/s / write >= 0.75",
-        "measured": 0.7,
-        "met": False,
+def _hit(runs: int, ours: float, peer: float, bare: float) -> Row:
+    workload = Workload("hit", "/", "get", lambda s, w: [], peer=targets.HIT, ceiling=targets.HIT_CEILING)
+    recorded = {
+        ("hit", "ours"): [result(ours, p50=2, p99=10)] * runs,
+        ("hit", "peer"): [result(peer, p50=3, p99=50)] * runs,
+        (targets.BARE, "ceiling"): [result(bare)] * runs,
     }
-    assert by_target["zero non-2xx and socket errors in every workload"]["measured"] == "sign_up (fresh)"
-    assert by_target["worker peak RSS (app) < 150 MiB"]["met"] is False
-    assert by_target["worker peak RSS (miss) < 150 MiB"]["met"] is True
-    assert len(lines) == 4
-    formatted = report.format_checks(lines).splitlines()
-    assert formatted[0] == "- ✗ add-post (keep-alive): req/s / write >= 0.75: measured 0.7"
+    return summarize(workload, recorded, redis=True)
 
 
-def test_table_has_a_row_per_summary_with_ratio_target_and_marks() -> None:
-    summaries = [
-        report.summarize("bare", "keep-alive", [result(1234.4)]),
-        report.summarize(
-            "hit",
-            "keep-alive",
-            [result(900, p99=2.0)] * 3,
-            ceiling="bare",
-            pairings=[Pairing(1000, 1.0)] * 3,
-            target=Target(min_ratio=0.8, max_p99_ratio=3.0, max_spread=0.15),
-        ),
-    ]
-    rows = report.format_table(summaries).splitlines()
-    assert rows[2] == "| bare | keep-alive | 1,234 | 0.00 | 1.00 | 2.00 | 0 / 0 |  |  |  |  |  |  |"
-    assert rows[3] == (
-        "| hit | keep-alive | 900 | 0.00 ? | 1.00 | 2.00 | 0 / 0 | bare | 0.90 | >= 0.80 | ✓ | 2.0 | ✓ <= 3.0 |"
+def test_summarize_judges_against_the_peer_and_our_ceiling() -> None:
+    row = _hit(3, ours=1500, peer=1000, bare=6000)
+    assert (row.ratio, row.floor, row.ceiling_rps, row.ceiling_ratio) == (1.5, 1.2, 6000, 0.25)
+    assert format_peer_table([row]).splitlines()[2] == (
+        "| hit | 1,500 | 1,000 | 1.50x | ≥ 2x ✗ | ≥ 1.2x ✓ | 2.0 / 10.0 | 3.0 / 50.0 | ✓ | 0 / 0 |"
     )
-
-
-def test_the_chart_is_written(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib", reason="the bench dependency group is not installed")
-    summaries = [
-        report.summarize(
-            "hit", kind, [result(900)] * 3, ceiling="bare", pairings=[Pairing(1000)] * 3, target=Target(0.8)
-        )
-        for kind in ("keep-alive", "fresh")
-    ]
-    path = tmp_path / "chart.png"
-    report.write_chart(path, summaries, "medians of 3 runs")
-    assert path.read_bytes().startswith(b"\x89PNG")
-
-
-def _access(pid: int, port: int | None, status: int) -> str:
-    return json.dumps(
-        {"ts": "t", "level": "INFO", "logger": "gunicorn.access", "pid": pid, "client_port": port, "status": status}
+    assert format_ours_table([row]).splitlines()[2] == (
+        "| hit | 1,500 | 2.0 / 10.0 | 0 | bare Flask view | 6,000 | 0.25 | ≥ 0.6 ✗ |"
     )
+    assert "?" in format_peer_table([_hit(2, ours=3000, peer=1000, bare=3000)])
 
 
-LOG = "\n".join(
-    [
-        _access(11, 50001, 200),
-        _access(12, 50002, 200),
-        json.dumps({"ts": "t", "level": "INFO", "logger": "posts.audit", "pid": 11, "message": "sign_in"}),
-        _access(11, 50001, 200),
-        _access(11, 50003, 404),
-        _access(12, None, 200),
-        '{"logger": "gunicorn.access", "pid": 11, "cut',
-    ]
-)
+def test_select_by_part_of_a_name() -> None:
+    assert [w.name for w in select(WORKLOADS, ("sign", "delete_my"))] == ["delete_my_post", "sign_in"]
+    assert select(WORKLOADS, ()) == WORKLOADS
 
 
-def test_worker_shares_count_requests_and_connections_per_pid() -> None:
-    shares = accesslog.worker_shares(LOG)
-    assert shares == {11: WorkerShare(requests=3, connections=2), 12: WorkerShare(requests=2, connections=2)}
-    assert accesslog.busiest_share(shares) == pytest.approx(0.6)
-    assert accesslog.busiest_share({}) == 0.0
+def test_the_stress_registry_names_every_scenario() -> None:
+    assert {"slow", "oversize", "outage", "listing"} <= set(stress.SCENARIOS)
+    assert all(callable(scenario) for scenario in stress.SCENARIOS.values())
 
 
-def test_format_shares_shows_a_worker_that_served_nothing() -> None:
-    assert accesslog.format_shares({11: WorkerShare(9, 16)}, 2) == "100%/0% of 9 req, conns 16/0"
-    assert accesslog.format_shares(accesslog.worker_shares(LOG), 2) == "60%/40% of 5 req, conns 2/2"
-
-
-def test_connect_arguments_read_a_sqlalchemy_url() -> None:
-    arguments = rawdb.connect_arguments("mysql+pymysql://bench:p%40ss@127.0.0.1:3307/bench")
-    assert {key: arguments[key] for key in ("host", "port", "user", "password", "database", "charset")} == {
-        "host": "127.0.0.1",
-        "port": 3307,
-        "user": "bench",
-        "password": "p@ss",
-        "database": "bench",
-        "charset": "utf8mb4",
-    }
-    assert rawdb.connect_arguments("mariadb://root@db/x")["port"] == 3306
+def test_the_ceilings_connections_need_a_mysql_url() -> None:
     with pytest.raises(ValueError, match="not a MySQL/MariaDB URL"):
-        rawdb.connect_arguments("sqlite:///tmp/x.db")
-
-
-def workload(name: str, server: str = "app", ceiling: str | None = None) -> Workload:
-    return Workload(name, server, "/", "get", ceiling=ceiling)
-
-
-def test_select_keeps_the_ceilings_the_chosen_workloads_need() -> None:
-    workloads = [
-        workload("bare", "ceiling"),
-        workload("write", "ceiling"),
-        workload("read", "ceiling"),
-        workload("hit", ceiling="bare"),
-        workload("add-post", ceiling="write"),
-        workload("sign_in", ceiling=ARGON2),
-    ]
-    assert [w.name for w in select(workloads, ("add", "sign"))] == ["write", "add-post", "sign_in"]
-    assert select(workloads, ()) == workloads
+        FreeList("sqlite:///tmp/x.db")
 
 
 ROOT = "_bootstrap (threading.py:1002);wsgi_app (flask/app.py:1511)"
@@ -271,26 +202,15 @@ COLLAPSED = "\n".join(
 )
 
 
-def test_profile_tops_by_own_and_total_samples() -> None:
-    own, total, samples = profile.top_entries(COLLAPSED, limit=2)
+def test_profile_tops_by_own_samples_and_the_services_own_frames() -> None:
+    own, total, samples = profile.top_entries(COLLAPSED, {"blueprints", "repositories", "core"}, limit=2)
     assert samples == 10
     assert own == [("_write_bytes (pymysql/connections.py:854)", 6), ("loads (core/json_provider.py:21)", 3)]
-    assert total[0] == ("_bootstrap (threading.py:1002)", 10)
-
-
-def test_profile_service_code_keeps_only_the_projects_own_frames() -> None:
-    entries = profile.project_entries(COLLAPSED, {"blueprints", "repositories", "core"})
-    assert entries == [
-        ("add_post (blueprints/posts/routes.py:30)", 9),
-        ("add (repositories/posts.py:44)", 6),
-        ("loads (core/json_provider.py:21)", 3),
-    ]
+    assert total == [("add_post (blueprints/posts/routes.py:30)", 9), ("add (repositories/posts.py:44)", 6)]
     assert {"cache", "blueprints", "services", "repositories"} <= profile.PROJECT_DIRS
     assert "bench" not in profile.PROJECT_DIRS and "tests" not in profile.PROJECT_DIRS
-    assert profile.frame_dir("f (flask/app.py:1)") == "flask"
     assert profile.frame_dir("<module> (wsgi.py:3)") == ""
 
 
 def test_profiles_of_several_workers_merge_by_stack() -> None:
-    merged = profile.merge(["a;b 2\nc 1\n", "a;b 3\n"])
-    assert sorted(merged.splitlines()) == ["a;b 5", "c 1"]
+    assert sorted(profile.merge(["a;b 2\nc 1\n", "a;b 3\n"]).splitlines()) == ["a;b 5", "c 1"]

@@ -1,4 +1,4 @@
--- Shared set-up: numbered threads, the bearer token (args[1]) and the fresh-connection switch (args[2]).
+-- Shared set-up: numbered threads and the bearer token of args[1] ("-" for none).
 local thread_count = 0
 function setup(thread)
   thread:set("thread_index", thread_count)
@@ -9,9 +9,6 @@ function base_headers(args)
   local headers = {}
   if args[1] ~= nil and args[1] ~= "-" then
     headers["Authorization"] = "Bearer " .. args[1]
-  end
-  if args[2] == "close" then
-    headers["Connection"] = "close"
   end
   return headers
 end

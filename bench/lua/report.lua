@@ -1,4 +1,4 @@
--- Appended to every workload script: one machine-readable line for bench/wrk.py.
+-- Appended to every workload script: one machine-readable line for bench/harness.py.
 -- summary.errors.status counts responses with a status above 399 (wrk's "Non-2xx or 3xx").
 done = function(summary, latency, requests)
   local e = summary.errors

@@ -1,8 +1,8 @@
--- POST /sign_in as an OAuth2 password-flow form: email args[3], password args[4].
+-- POST sign_in as an OAuth2 password-flow form: email args[2], password args[3].
 function init(args)
   local headers = base_headers(args)
   headers["Content-Type"] = "application/x-www-form-urlencoded"
   wrk.headers = headers
   wrk.method = "POST"
-  wrk.body = "username=" .. args[3] .. "&password=" .. args[4]
+  wrk.body = "username=" .. args[2] .. "&password=" .. args[3]
 end

@@ -1,6 +1,6 @@
 """Concurrent streamed listings through a live server, with the worker's peak RSS meanwhile.
 
-Shared by tests/e2e/test_big_listings.py (asserts the bound) and bench/stress_listing.py (prints it).
+Shared by tests/e2e/test_big_listings.py (asserts the bound) and bench/stress/listing.py (prints it).
 Each client hashes the body as it arrives, so the client side never holds a listing.
 """
 
