@@ -21,8 +21,10 @@ def serve_database() -> None:
             print(f"MariaDB: mysql+pymysql://root@127.0.0.1:{mariadb.port} (database `original` is empty)")
             print(f"  the bench: --mariadb mysql+pymysql://root@127.0.0.1:{mariadb.port}")
             print(f"  the peer:  mysql+aiomysql://root@127.0.0.1:{mariadb.port}/original?charset=utf8mb4")
-            print("Ctrl-C stops it and deletes its files.", flush=True)
-            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+            print("Ctrl-C (or SIGTERM) stops it and deletes its files.", flush=True)
+            stop = {signal.SIGINT, signal.SIGTERM}
+            signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # delivered to sigwait, not to a handler
+            signal.sigwait(stop)
         finally:
             mariadb.close()
 
