@@ -13,7 +13,7 @@ def test_my_posts_are_private_and_revalidated_on_a_miss_and_on_a_cache_hit(
     client: FlaskClient, sign_up: SignUp
 ) -> None:
     # Was `no-store`; now the client may keep its copy but must revalidate it (If-None-Match) before
-    # each use, and shared caches must not keep it at all (CONTRACT.md "Conditional listing").
+    # each use, and shared caches must not keep it at all (docs/api.md, "Conditional listing").
     token = sign_up()["access_token"]
     assert client.post("/api/v1/posts/add-post", json={"text": "hi"}, headers=bearer(token)).status_code == 200
     for _ in range(2):  # the second answer comes from the listing cache

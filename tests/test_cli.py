@@ -122,7 +122,7 @@ def test_users_delete_removes_the_account_its_posts_and_its_cached_listing(
     assert result.exit_code == 0, result.output
     assert "deleted user ada@example.com" in result.stdout
     assert count(app, UserRow) == 1 and count(app, PostRow) == 1  # ada's post went with her (cascade)
-    # Her token, still unexpired, is refused (CONTRACT.md: tokens of a deleted account end at once).
+    # Her token, still unexpired, is refused (docs/api.md, "Sessions": tokens of a deleted account end at once).
     refused = client.get(LIST, headers=bearer(ada))
     assert refused.status_code == 401
     assert refused.get_json() == {"error": "Token has been revoked"}

@@ -1,4 +1,4 @@
-"""Conditional listing (CONTRACT.md "Conditional listing"): ETag, If-None-Match and 304 with no query."""
+"""Conditional listing (docs/api.md, "Conditional listing"): ETag, If-None-Match and 304 with no query."""
 
 from __future__ import annotations
 

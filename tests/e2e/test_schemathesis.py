@@ -23,7 +23,7 @@ pytestmark = pytest.mark.e2e
 CHECKS = "all"
 # ...but one: positive_data_acceptance wants every schema-valid body accepted, and the contract
 # refuses two that JSON Schema cannot describe: an email that is already taken, and a
-# confirm_password that differs from password (400 both, CONTRACT.md "Errors").
+# confirm_password that differs from password (400 both, docs/api.md, "Errors").
 EXCLUDED_CHECKS = "positive_data_acceptance"
 # Bounded and seeded: the same ~800 cases every run, in well under a minute on a 2-core machine.
 MAX_EXAMPLES = 100
