@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from flask.testing import FlaskClient
 
-from tests.support.api import PASSWORD, SignUp, bearer
-
-LIST = "/api/v1/posts/get_my_posts"
+from tests.support.api import LIST, PASSWORD, SignUp, bearer
 
 
 def test_my_posts_are_private_and_revalidated_on_a_miss_and_on_a_cache_hit(

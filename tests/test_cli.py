@@ -18,12 +18,9 @@ from app import create_app
 from config import load_settings
 from extensions import db
 from models.tables import PostRow, UserRow
-from tests.support.api import PASSWORD, TEST_SECRET, SignUp, bearer
+from tests.support.api import ADD, LIST, PASSWORD, SIGN_IN, TEST_SECRET, SignUp, bearer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-LIST = "/api/v1/posts/get_my_posts"
-ADD = "/api/v1/posts/add-post"
-SIGN_IN = "/api/v1/auth/sign_in"
 
 
 def cli(app: Flask, *args: str, input: str | None = None) -> Result:
