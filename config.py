@@ -187,7 +187,7 @@ def _jwt_config(settings: Settings) -> dict[str, object]:
         "JWT_ACCESS_TOKEN_EXPIRES": timedelta(minutes=settings.access_token_minutes),
         "JWT_REFRESH_TOKEN_EXPIRES": timedelta(days=settings.refresh_token_days),
         "JWT_TOKEN_LOCATION": ["headers"],
-        # add-post also takes the access token as `"token"` in its JSON body (CONTRACT.md).
+        # add-post also takes the access token as `"token"` in its JSON body (docs/api.md, "Conventions").
         "JWT_JSON_KEY": "token",
         # Tokens travel in headers only, so the cookie CSRF claim would be dead weight.
         "JWT_COOKIE_CSRF_PROTECT": False,

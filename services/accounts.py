@@ -22,7 +22,7 @@ from services.passwords import Passwords
 from services.sessions import SessionService
 
 MAX_EMAIL_LENGTH = 254
-# The password policy (CONTRACT.md "Passwords"), for sign-up and every other way to set one.
+# The password policy (docs/api.md, "Passwords"), for sign-up and every other way to set one.
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 256
 

@@ -15,9 +15,9 @@ from sqlalchemy import Engine, delete, event
 
 from app import create_app
 from config import Settings, load_settings
-from extensions import db, limiter
+from extensions import db
 from models.tables import PostRow, UserRow
-from tests.support.api import PASSWORD, TEST_SECRET, MakeClient, SignUp
+from tests.support.api import TEST_SECRET, Api, MakeClient, SignUp
 from tests.support.mariadb import MariaDBServer, mariadbd_path
 from tests.support.redis import RedisServer, redis_server_path
 from tests.support.schema import create_schema
@@ -144,11 +144,6 @@ def make_client(settings: Settings) -> Iterator[MakeClient]:
             connection.execute(delete(PostRow))
             connection.execute(delete(UserRow))
         db.of(application).engine.dispose()
-    # Flask-Limiter is one object per process and has no public reset: a test that broke its
-    # storage (a Redis outage) must not leave the next test's app on the in-memory fallback.
-    # Its private flag, checked so that an upgrade that renames it fails here, loudly.
-    assert hasattr(limiter, "_storage_dead"), "Flask-Limiter changed: find its new fallback flag"
-    limiter._storage_dead = False
 
 
 @pytest.fixture
@@ -172,13 +167,12 @@ def statements(app: Flask) -> Iterator[list[str]]:
 
 
 @pytest.fixture
-def sign_up(client: FlaskClient) -> SignUp:
+def api(client: FlaskClient) -> Api:
+    """The API through `client` (tests.support.api.Api)."""
+    return Api(client)
+
+
+@pytest.fixture
+def sign_up(api: Api) -> SignUp:
     """Create an account and return the sign-up response body (user and tokens)."""
-
-    def _sign_up(email: str = "ada@example.com", password: str = PASSWORD) -> dict[str, Any]:
-        response = client.post("/api/v1/auth/sign_up", json={"email_address": email, "password": password})
-        assert response.status_code == 200, response.get_json()
-        body: dict[str, Any] = response.get_json()
-        return body
-
-    return _sign_up
+    return api.user

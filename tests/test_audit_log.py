@@ -16,14 +16,8 @@ from blueprints.audit import event_name
 from config import Settings, load_settings
 from extensions import db
 from models.tables import UserRow
-from tests.support.api import PASSWORD, bearer
+from tests.support.api import ADD, LIST, PASSWORD, REFRESH, SIGN_IN, SIGN_OUT, SIGN_UP, bearer
 
-SIGN_UP = "/api/v1/auth/sign_up"
-SIGN_IN = "/api/v1/auth/sign_in"
-SIGN_OUT = "/api/v1/auth/sign_out"
-REFRESH = "/api/v1/auth/refresh_token"
-ADD = "/api/v1/posts/add-post"
-LIST = "/api/v1/posts/get_my_posts"
 EMAIL = "ada.lovelace@example.com"
 WRONG = "not-the-password-42"
 POST_TEXT = "my secret diary entry \N{GRINNING FACE} 7f3a"

@@ -10,12 +10,8 @@ import jwt
 import pytest
 from flask.testing import FlaskClient
 
-from tests.support.api import PASSWORD, TEST_SECRET, SignUp, bearer
+from tests.support.api import LIST, PASSWORD, REFRESH, SIGN_IN, SIGN_UP, TEST_SECRET, SignUp, bearer
 
-SIGN_UP = "/api/v1/auth/sign_up"
-SIGN_IN = "/api/v1/auth/sign_in"
-REFRESH = "/api/v1/auth/refresh_token"
-LIST = "/api/v1/posts/get_my_posts"
 USER_FIELDS = {"id", "email_address", "created_at", "updated_at", "access_token", "refresh_token", "token_type"}
 
 

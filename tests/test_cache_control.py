@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from flask.testing import FlaskClient
 
-from tests.support.api import PASSWORD, SignUp, bearer
-
-LIST = "/api/v1/posts/get_my_posts"
+from tests.support.api import LIST, PASSWORD, SignUp, bearer
 
 
 def test_my_posts_are_private_and_revalidated_on_a_miss_and_on_a_cache_hit(
     client: FlaskClient, sign_up: SignUp
 ) -> None:
     # Was `no-store`; now the client may keep its copy but must revalidate it (If-None-Match) before
-    # each use, and shared caches must not keep it at all (CONTRACT.md "Conditional listing").
+    # each use, and shared caches must not keep it at all (docs/api.md, "Conditional listing").
     token = sign_up()["access_token"]
     assert client.post("/api/v1/posts/add-post", json={"text": "hi"}, headers=bearer(token)).status_code == 200
     for _ in range(2):  # the second answer comes from the listing cache

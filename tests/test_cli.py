@@ -18,12 +18,9 @@ from app import create_app
 from config import load_settings
 from extensions import db
 from models.tables import PostRow, UserRow
-from tests.support.api import PASSWORD, TEST_SECRET, SignUp, bearer
+from tests.support.api import ADD, LIST, PASSWORD, SIGN_IN, TEST_SECRET, SignUp, bearer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-LIST = "/api/v1/posts/get_my_posts"
-ADD = "/api/v1/posts/add-post"
-SIGN_IN = "/api/v1/auth/sign_in"
 
 
 def cli(app: Flask, *args: str, input: str | None = None) -> Result:
@@ -122,7 +119,7 @@ def test_users_delete_removes_the_account_its_posts_and_its_cached_listing(
     assert result.exit_code == 0, result.output
     assert "deleted user ada@example.com" in result.stdout
     assert count(app, UserRow) == 1 and count(app, PostRow) == 1  # ada's post went with her (cascade)
-    # Her token, still unexpired, is refused (CONTRACT.md: tokens of a deleted account end at once).
+    # Her token, still unexpired, is refused (docs/api.md, "Sessions": tokens of a deleted account end at once).
     refused = client.get(LIST, headers=bearer(ada))
     assert refused.status_code == 401
     assert refused.get_json() == {"error": "Token has been revoked"}

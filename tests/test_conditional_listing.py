@@ -1,4 +1,4 @@
-"""Conditional listing (CONTRACT.md "Conditional listing"): ETag, If-None-Match and 304 with no query."""
+"""Conditional listing (docs/api.md, "Conditional listing"): ETag, If-None-Match and 304 with no query."""
 
 from __future__ import annotations
 
@@ -13,16 +13,14 @@ from sqlalchemy import Engine, event
 from app import create_app
 from config import load_settings
 from extensions import db
-from tests.support.api import ADD, DELETE, LIST, TEST_SECRET, SignUp, bearer, id_and_token
+from tests.support.api import DELETE, LIST, TEST_SECRET, Api, SignUp, bearer, id_and_token
 from tests.support.posts import insert_posts
 from tests.support.redis import RedisServer
 
 
 def _get(client: FlaskClient, token: str, if_none_match: str | None = None, **query: Any) -> Any:
-    headers = bearer(token)
-    if if_none_match is not None:
-        headers["If-None-Match"] = if_none_match
-    return client.get(LIST, query_string=query, headers=headers)
+    headers = None if if_none_match is None else {"If-None-Match": if_none_match}
+    return Api(client).listing(token, headers, **query)
 
 
 def _etag(response: Any) -> str:
@@ -30,13 +28,6 @@ def _etag(response: Any) -> str:
     etag: str = response.headers["ETag"]
     assert etag.startswith('W/"') and etag.endswith('"'), etag
     return etag
-
-
-def _add(client: FlaskClient, token: str, text: str) -> str:
-    response = client.post(ADD, json={"text": text}, headers=bearer(token))
-    assert response.status_code == 200
-    post_id: str = response.get_json()["id"]
-    return post_id
 
 
 def _assert_not_modified(response: Any, etag: str) -> None:
@@ -51,7 +42,7 @@ def test_a_matching_if_none_match_gets_304_with_no_body_and_no_query(
     client: FlaskClient, sign_up: SignUp, statements: list[str]
 ) -> None:
     _, token = id_and_token(sign_up)
-    _add(client, token, "hello")
+    Api(client).add_post(token, "hello")
     etag = _etag(_get(client, token))
     statements.clear()
     _assert_not_modified(_get(client, token, etag), etag)
@@ -76,7 +67,7 @@ def test_a_listing_too_large_to_cache_still_gets_its_304_with_no_query(
 def test_the_etag_changes_after_add_post_and_after_delete(client: FlaskClient, sign_up: SignUp) -> None:
     _, token = id_and_token(sign_up)
     first = _etag(_get(client, token))
-    post_id = _add(client, token, "new")
+    post_id = Api(client).add_post(token, "new")
     response = _get(client, token, first)  # stale: the whole new listing
     second = _etag(response)
     assert second != first and [post["text"] for post in response.get_json()] == ["new"]
@@ -93,8 +84,8 @@ def test_users_never_share_an_etag(client: FlaskClient, sign_up: SignUp) -> None
     empty = (_etag(_get(client, ada)), _etag(_get(client, bob)))
     assert empty[0] != empty[1]  # the same body, `[]`
     assert _get(client, bob, empty[0]).status_code == 200
-    _add(client, ada, "same")
-    _add(client, bob, "same")
+    Api(client).add_post(ada, "same")
+    Api(client).add_post(bob, "same")
     ada_tag = _etag(_get(client, ada))
     assert ada_tag != _etag(_get(client, bob))
     assert _get(client, bob, ada_tag).status_code == 200
@@ -118,7 +109,7 @@ def test_if_none_match_compares_weakly_and_accepts_lists_and_star(
     client: FlaskClient, sign_up: SignUp, header: str, status: int
 ) -> None:
     _, token = id_and_token(sign_up)
-    _add(client, token, "hello")
+    Api(client).add_post(token, "hello")
     weak = _etag(_get(client, token))
     response = _get(client, token, header.format(weak=weak, strong=weak.removeprefix("W/")))
     assert response.status_code == status
@@ -141,7 +132,7 @@ def test_each_page_has_its_own_etag_and_its_own_304(
     _assert_not_modified(_get(client, token, second, limit=2, before=ids[3]), second)
     assert statements == []
     assert _get(client, token, first, limit=2, before=ids[3]).status_code == 200
-    _add(client, token, "newer")
+    Api(client).add_post(token, "newer")
     assert _etag(_get(client, token, first, limit=2)) != first
 
 
@@ -187,7 +178,7 @@ def test_while_the_cache_is_unavailable_the_etag_comes_from_the_body(
     client: FlaskClient, uncached_app: Flask, sign_up: SignUp, engine: Engine
 ) -> None:
     user_id, token = id_and_token(sign_up)
-    _add(client, token, "one")
+    Api(client).add_post(token, "one")
     cached = _etag(_get(client, token))
     uncached = uncached_app.test_client()
     etag = _etag(_get(uncached, token))
@@ -199,7 +190,7 @@ def test_while_the_cache_is_unavailable_the_etag_comes_from_the_body(
     # Known only once the body is built: the listing's SELECT runs (beside the token check's own,
     # which reads the user's session stamp from the database while the cache is down).
     assert len([statement for statement in sent if "FROM posts" in statement]) == 1
-    _add(uncached, token, "two")
+    Api(uncached).add_post(token, "two")
     assert _etag(_get(uncached, token, etag)) != etag
     # A listing too large to buffer has no tag then: it would need the whole body first.
     insert_posts(engine, user_id, ["x" * 100_000] * 8)

@@ -9,11 +9,7 @@ from sqlalchemy import select
 
 from extensions import db
 from models.tables import PostRow, UserRow
-from tests.support.api import PASSWORD, SignUp, bearer
-
-ADD = "/api/v1/posts/add-post"
-LIST = "/api/v1/posts/get_my_posts"
-DELETE = "/api/v1/posts/delete_my_post"
+from tests.support.api import ADD, DELETE, LIST, PASSWORD, SignUp, bearer
 
 # Every C0 control (NUL included), DEL, every C1 control, and the JSON-legal but JavaScript-hostile
 # line and paragraph separators.

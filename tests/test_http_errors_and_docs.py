@@ -160,7 +160,7 @@ def test_every_body_is_compact_and_keeps_the_contracts_key_order(client: FlaskCl
     assert b": " not in client.get("/").data and b", " not in client.get("/").data
 
 
-# CONTRACT.md "SDK compatibility": the original FastAPI service's operationIds and tags.
+# docs/api.md, "SDK compatibility": the original FastAPI service's operationIds and tags.
 ORIGINAL_OPERATIONS = {
     ("/", "get"): ("index__get", "Home"),
     ("/api/v1/auth/sign_up", "post"): ("sign_up_api_v1_auth_sign_up_post", "Authentication"),

@@ -8,17 +8,14 @@ from collections.abc import Callable
 
 import pytest
 from flask import Flask
-from flask.testing import FlaskClient
 
 from app import create_app
 from cache.listing import VersionedListingCache
 from config import Settings, load_settings
 from extensions import db, listing_cache
-from tests.support.api import TEST_SECRET, SignUp, bearer
+from tests.support.api import TEST_SECRET, Api, SignUp
 from tests.support.redis import RedisServer
 
-ADD = "/api/v1/posts/add-post"
-LIST = "/api/v1/posts/get_my_posts"
 RETRY_SECONDS = 0.1
 RECOVERY_DEADLINE = 15.0  # generous: only reached when the behaviour is wrong
 
@@ -45,17 +42,6 @@ def settings(schema_url: str, redis_server: RedisServer) -> Settings:
     return _redis_settings(schema_url, redis_server.url)
 
 
-def _listing(client: FlaskClient, token: str) -> list[str]:
-    response = client.get(LIST, headers=bearer(token))
-    assert response.status_code == 200, response.get_data(as_text=True)
-    return [post["text"] for post in response.get_json()]
-
-
-def _add(client: FlaskClient, token: str, text: str) -> None:
-    response = client.post(ADD, json={"text": text}, headers=bearer(token))
-    assert response.status_code == 200, response.get_data(as_text=True)
-
-
 def _eventually(condition: Callable[[], bool], what: str) -> None:
     deadline = time.monotonic() + RECOVERY_DEADLINE
     while not condition():
@@ -68,26 +54,26 @@ def _cached_listings(server: RedisServer, user_id: str) -> list[bytes]:
 
 
 def test_listing_falls_back_to_the_database_while_redis_is_down_and_uses_it_again_after(
-    client: FlaskClient, sign_up: SignUp, redis_server: RedisServer, statements: list[str]
+    api: Api, sign_up: SignUp, redis_server: RedisServer, statements: list[str]
 ) -> None:
     user = sign_up("ada@example.com")
     token = user["access_token"]
-    _add(client, token, "one")
-    assert _listing(client, token) == ["one"]
+    api.add_post(token, "one")
+    assert api.texts(token) == ["one"]
     assert _cached_listings(redis_server, user["id"])
 
     redis_server.stop()
     statements.clear()
-    assert _listing(client, token) == ["one"]
+    assert api.texts(token) == ["one"]
     assert "SELECT" in statements  # served by the database
-    _add(client, token, "two")  # a write during the outage succeeds ...
-    assert _listing(client, token) == ["two", "one"]  # ... and is read back
+    api.add_post(token, "two")  # a write during the outage succeeds ...
+    assert api.texts(token) == ["two", "one"]  # ... and is read back
 
     redis_server.start()  # empty: this server keeps nothing on disk
-    _eventually(lambda: _listing(client, token) == ["two", "one"] and bool(_cached_listings(redis_server, user["id"])),
+    _eventually(lambda: api.texts(token) == ["two", "one"] and bool(_cached_listings(redis_server, user["id"])),
                 "listing cached in Redis again")  # fmt: skip
     statements.clear()
-    assert _listing(client, token) == ["two", "one"]
+    assert api.texts(token) == ["two", "one"]
     assert statements == []  # a cache hit again
 
 
@@ -98,28 +84,28 @@ def test_a_write_during_an_outage_is_not_hidden_when_redis_comes_back_with_old_d
     # Two "hosts" on one database and one Redis: A takes the write, B serves the reads.
     host_a = create_app(_redis_settings(schema_url, persistent_redis.url))
     host_b = create_app(_redis_settings(schema_url, persistent_redis.url))
-    a, b = host_a.test_client(), host_b.test_client()
+    a, b = Api(host_a.test_client()), Api(host_b.test_client())
     try:
-        signed_up = a.post("/api/v1/auth/sign_up", json={"email_address": "ada@example.com", "password": "x" * 12})
-        token, user_id = signed_up.get_json()["access_token"], signed_up.get_json()["id"]
-        _add(a, token, "one")
-        assert _listing(b, token) == ["one"]  # cached in Redis under the current version
+        user = a.user(password="x" * 12)
+        token, user_id = user["access_token"], user["id"]
+        a.add_post(token, "one")
+        assert b.texts(token) == ["one"]  # cached in Redis under the current version
         stale = _cached_listings(persistent_redis, user_id)
         assert stale
 
         persistent_redis.stop()
-        _add(a, token, "two")  # committed; the invalidation cannot reach Redis
+        a.add_post(token, "two")  # committed; the invalidation cannot reach Redis
         cache_a: VersionedListingCache = listing_cache.of(host_a)
         assert cache_a.is_pending(uuid.UUID(user_id))
-        assert _listing(a, token) == ["two", "one"]
+        assert a.texts(token) == ["two", "one"]
 
         persistent_redis.start()
         # Redis is back with the pre-write version and listing: without the deferred
         # invalidation, B would serve ["one"] for up to CACHE_TIMEOUT_SECONDS.
         assert _cached_listings(persistent_redis, user_id) == stale
         _eventually(lambda: not cache_a.is_pending(uuid.UUID(user_id)), "deferred invalidation reached Redis")
-        assert _listing(b, token) == ["two", "one"]
-        assert _listing(a, token) == ["two", "one"]
+        assert b.texts(token) == ["two", "one"]
+        assert a.texts(token) == ["two", "one"]
     finally:
         for host in (host_a, host_b):
             db.of(host).engine.dispose()
@@ -132,17 +118,16 @@ def test_a_write_invalidates_at_once_even_while_its_breaker_is_open(
     # after its first failure; host B never saw the outage.
     host_a = create_app(_redis_settings(schema_url, redis_server.url, retry_seconds=60))
     host_b = create_app(_redis_settings(schema_url, redis_server.url))
-    a, b = host_a.test_client(), host_b.test_client()
+    a, b = Api(host_a.test_client()), Api(host_b.test_client())
     try:
-        signed_up = a.post("/api/v1/auth/sign_up", json={"email_address": "ada@example.com", "password": "x" * 12})
-        token = signed_up.get_json()["access_token"]
-        _add(a, token, "one")
+        token = a.user(password="x" * 12)["access_token"]
+        a.add_post(token, "one")
         redis_server.stop()
-        assert _listing(a, token) == ["one"]  # fails over to the database: A's breaker opens
+        assert a.texts(token) == ["one"]  # fails over to the database: A's breaker opens
         redis_server.start()
-        assert _listing(b, token) == ["one"]  # B caches the listing in the fresh Redis
-        _add(a, token, "two")  # A's breaker is still open, but the invalidation goes through
-        assert _listing(b, token) == ["two", "one"]
+        assert b.texts(token) == ["one"]  # B caches the listing in the fresh Redis
+        a.add_post(token, "two")  # A's breaker is still open, but the invalidation goes through
+        assert b.texts(token) == ["two", "one"]
     finally:
         for host in (host_a, host_b):
             db.of(host).engine.dispose()

@@ -1,4 +1,4 @@
-"""Listing pages (CONTRACT.md "Listing pages"): `limit` and `before`, a Link to the next page, one statement each."""
+"""Listing pages (docs/api.md, "Listing pages"): `limit` and `before`, a Link to the next page, one statement each."""
 
 from __future__ import annotations
 

@@ -9,29 +9,24 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 from cachelib import RedisCache, SimpleCache
 from flask import Flask
-from flask.testing import FlaskClient
 from prometheus_client import REGISTRY
-from sqlalchemy import create_engine, delete, text
+from sqlalchemy import create_engine, text
 
 from app import create_app
 from cache.listing import VersionedListingCache
 from config import Settings, load_settings
 from extensions import db
-from models.tables import PostRow, UserRow
 from observability.db_pool import MeteredQueuePool
-from tests.support.api import PASSWORD, bearer
+from tests.support.api import LIST, PASSWORD, SIGN_IN, Api, MakeClient, bearer
 from tests.support.net import free_port
 
-LIST = "/api/v1/posts/get_my_posts"
-SIGN_UP = "/api/v1/auth/sign_up"
-SIGN_IN = "/api/v1/auth/sign_in"
 WAIT_LIMIT = 30.0  # bounds a wait for another thread; never a timing assertion
 
 MakeApp = Callable[..., Flask]
@@ -48,30 +43,15 @@ def requests_total(method: str, endpoint: str, status: int) -> float:
 
 
 @pytest.fixture
-def make_app(settings: Settings) -> Iterator[MakeApp]:
-    """Factory: an app built with setting overrides (metrics on unless told); tables emptied after."""
-    apps: list[Flask] = []
+def make_app(make_client: MakeClient) -> MakeApp:
+    """Factory: an app built with setting overrides (conftest's make_client), metrics on unless told."""
 
     def make(**overrides: Any) -> Flask:
         overrides.setdefault("metrics_port", 9999)  # never bound in process: only gunicorn serves metrics
-        application = create_app(load_settings({}, **{**settings.model_dump(), **overrides}))
-        apps.append(application)
+        application: Flask = make_client(**overrides).application
         return application
 
-    yield make
-    for application in apps:
-        engine = db.of(application).engine
-        with engine.begin() as connection:
-            connection.execute(delete(PostRow))
-            connection.execute(delete(UserRow))
-        engine.dispose()
-
-
-def _sign_up(client: FlaskClient, email: str) -> dict[str, Any]:
-    response = client.post(SIGN_UP, json={"email_address": email, "password": PASSWORD})
-    assert response.status_code == 200, response.get_json()
-    body: dict[str, Any] = response.get_json()
-    return body
+    return make
 
 
 def test_requests_are_counted_by_route_rule_method_and_status(make_app: MakeApp) -> None:
@@ -112,7 +92,7 @@ def test_nothing_is_counted_per_request_when_metrics_are_off(make_app: MakeApp) 
 def test_rate_limit_refusals_are_counted_by_route(make_app: MakeApp) -> None:
     client = make_app(rate_limit_sign_in_failures="1 per 15 minutes").test_client(use_cookies=False)
     email = f"limited-{uuid.uuid4().hex[:8]}@example.com"
-    _sign_up(client, email)
+    Api(client).user(email)
     before = sample("posts_api_rate_limit_refusals_total", endpoint=SIGN_IN)
     attempt = {"email_address": email, "password": "wrong password!"}
     assert client.post(SIGN_IN, json=attempt).status_code == 401
@@ -153,7 +133,7 @@ def test_pool_connections_in_use(make_app: MakeApp) -> None:
 
 def test_listing_lookups_count_misses_and_hits(make_app: MakeApp) -> None:
     client = make_app(metrics_port=None).test_client()  # counted whether metrics are served or not
-    token = _sign_up(client, f"cached-{uuid.uuid4().hex[:8]}@example.com")["access_token"]
+    token = Api(client).user(f"cached-{uuid.uuid4().hex[:8]}@example.com")["access_token"]
     before = {result: sample("posts_api_listing_cache_requests_total", result=result) for result in ("hit", "miss")}
     for _ in range(3):
         assert client.get(LIST, headers=bearer(token)).status_code == 200

@@ -20,12 +20,7 @@ from services.accounts import (
     InvalidEmailError,
     normalize_email,
 )
-from tests.support.api import SignUp, bearer
-
-SIGN_UP = "/api/v1/auth/sign_up"
-ADD = "/api/v1/posts/add-post"
-LIST = "/api/v1/posts/get_my_posts"
-DELETE = "/api/v1/posts/delete_my_post"
+from tests.support.api import ADD, DELETE, LIST, SIGN_UP, SignUp, bearer
 
 # Bounded and derandomized: the same examples every run, a few seconds per test, no example
 # database written to the working tree. No deadline: the machines are shared and noisy.

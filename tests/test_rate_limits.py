@@ -6,29 +6,22 @@ these are the limits as every client without a device cookie meets them.
 
 from __future__ import annotations
 
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import pytest
+import redis
 from flask import Flask
-from flask.testing import FlaskClient
 
+from app import create_app
 from blueprints.auth.limits import outside_limited_blueprints
-from config import ConfigError, load_settings
-from tests.support.api import PASSWORD, MakeClient
+from config import ConfigError, Settings, load_settings
+from tests.support.api import LIST, PASSWORD, SIGN_IN, SIGN_UP, Api, MakeClient
 from tests.support.redis import RedisServer
 
-SIGN_UP = "/api/v1/auth/sign_up"
-SIGN_IN = "/api/v1/auth/sign_in"
 WRONG = "wrong password!"
 TOO_MANY = {"error": "Too many attempts, try again later"}
-
-
-def _sign_up(client: FlaskClient, email: str = "ada@example.com", **kwargs: Any) -> Any:
-    return client.post(SIGN_UP, json={"email_address": email, "password": PASSWORD}, **kwargs)
-
-
-def _sign_in(client: FlaskClient, email: str = "ada@example.com", password: str = PASSWORD, **kwargs: Any) -> Any:
-    return client.post(SIGN_IN, json={"email_address": email, "password": password}, **kwargs)
 
 
 def _assert_too_many(response: Any, longest_wait: int) -> None:
@@ -40,101 +33,101 @@ def _assert_too_many(response: Any, longest_wait: int) -> None:
 
 
 def test_five_failures_lock_the_account_even_for_the_right_password(make_client: MakeClient) -> None:
-    client = make_client()
-    assert _sign_up(client).status_code == 200
+    api = Api(make_client())
+    assert api.sign_up().status_code == 200
     for _ in range(5):
-        assert _sign_in(client, password=WRONG).status_code == 401
-    _assert_too_many(_sign_in(client), 15 * 60)
-    _assert_too_many(_sign_in(client, password=WRONG), 15 * 60)
+        assert api.sign_in(password=WRONG).status_code == 401
+    _assert_too_many(api.sign_in(), 15 * 60)
+    _assert_too_many(api.sign_in(password=WRONG), 15 * 60)
     # Form sign-in (Swagger UI's Authorize) names the same account.
-    _assert_too_many(client.post(SIGN_IN, data={"username": "ada@example.com", "password": PASSWORD}), 15 * 60)
+    _assert_too_many(api.sign_in(form=True), 15 * 60)
 
 
 def test_only_failures_count(make_client: MakeClient) -> None:
-    client = make_client(rate_limit_sign_in_failures="2 per 15 minutes")
-    assert _sign_up(client).status_code == 200
+    api = Api(make_client(rate_limit_sign_in_failures="2 per 15 minutes"))
+    assert api.sign_up().status_code == 200
     for _ in range(4):
-        assert _sign_in(client).status_code == 200
-    assert _sign_in(client, password=WRONG).status_code == 401
-    assert _sign_in(client).status_code == 200
-    assert _sign_in(client, password=WRONG).status_code == 401
-    _assert_too_many(_sign_in(client), 15 * 60)
+        assert api.sign_in().status_code == 200
+    assert api.sign_in(password=WRONG).status_code == 401
+    assert api.sign_in().status_code == 200
+    assert api.sign_in(password=WRONG).status_code == 401
+    _assert_too_many(api.sign_in(), 15 * 60)
 
 
 def test_case_and_form_variants_of_an_email_share_one_counter(make_client: MakeClient) -> None:
-    client = make_client(rate_limit_sign_in_failures="3 per 15 minutes")
-    assert _sign_up(client).status_code == 200
-    assert _sign_in(client, "ADA@example.com", WRONG).status_code == 401
-    assert client.post(SIGN_IN, data={"username": "Ada@Example.Com", "password": WRONG}).status_code == 401
-    assert client.post(SIGN_IN, json={"email": " ada@example.com", "password": WRONG}).status_code == 401
-    _assert_too_many(_sign_in(client), 15 * 60)
+    api = Api(make_client(rate_limit_sign_in_failures="3 per 15 minutes"))
+    assert api.sign_up().status_code == 200
+    assert api.sign_in("ADA@example.com", WRONG).status_code == 401
+    assert api.sign_in("Ada@Example.Com", WRONG, form=True).status_code == 401
+    assert api.client.post(SIGN_IN, json={"email": " ada@example.com", "password": WRONG}).status_code == 401
+    _assert_too_many(api.sign_in(), 15 * 60)
 
 
 def test_unknown_emails_are_limited_exactly_like_known_ones(make_client: MakeClient) -> None:
-    client = make_client(rate_limit_sign_in_failures="2 per 15 minutes")
-    assert _sign_up(client).status_code == 200
+    api = Api(make_client(rate_limit_sign_in_failures="2 per 15 minutes"))
+    assert api.sign_up().status_code == 200
     answers = {}
     for email in ("ada@example.com", "nobody@example.com"):
-        first = [_sign_in(client, email, WRONG) for _ in range(3)]
+        first = [api.sign_in(email, WRONG) for _ in range(3)]
         answers[email] = [(r.status_code, r.get_json(), sorted(name for name, _ in r.headers)) for r in first]
     assert answers["ada@example.com"] == answers["nobody@example.com"]
     assert [status for status, _, _ in answers["nobody@example.com"]] == [401, 401, 429]
 
 
 def test_a_locked_account_does_not_lock_others(make_client: MakeClient) -> None:
-    client = make_client(rate_limit_sign_in_failures="1 per 15 minutes")
-    assert _sign_up(client).status_code == 200
-    assert _sign_up(client, "bob@example.com").status_code == 200
-    assert _sign_in(client, password=WRONG).status_code == 401
-    assert _sign_in(client).status_code == 429
-    assert _sign_in(client, "bob@example.com").status_code == 200
+    api = Api(make_client(rate_limit_sign_in_failures="1 per 15 minutes"))
+    assert api.sign_up().status_code == 200
+    assert api.sign_up("bob@example.com").status_code == 200
+    assert api.sign_in(password=WRONG).status_code == 401
+    assert api.sign_in().status_code == 429
+    assert api.sign_in("bob@example.com").status_code == 200
 
 
 def test_invalid_requests_do_not_count_as_failures(make_client: MakeClient) -> None:
-    client = make_client(rate_limit_sign_in_failures="1 per 15 minutes")
-    assert _sign_up(client).status_code == 200
+    api = Api(make_client(rate_limit_sign_in_failures="1 per 15 minutes"))
+    assert api.sign_up().status_code == 200
     for _ in range(3):
-        assert client.post(SIGN_IN, json={"email_address": "ada@example.com"}).status_code == 422
-        assert client.post(SIGN_IN, data=b"{", content_type="application/json").status_code == 422
-    assert _sign_in(client).status_code == 200
+        assert api.client.post(SIGN_IN, json={"email_address": "ada@example.com"}).status_code == 422
+        assert api.client.post(SIGN_IN, data=b"{", content_type="application/json").status_code == 422
+    assert api.sign_in().status_code == 200
 
 
 def test_sign_up_and_sign_in_share_a_limit_per_client_address(make_client: MakeClient) -> None:
-    client = make_client(rate_limit_auth_per_address="3 per minute")
+    api = Api(make_client(rate_limit_auth_per_address="3 per minute"))
     here: dict[str, Any] = {"environ_base": {"REMOTE_ADDR": "198.51.100.7"}}
-    assert _sign_up(client, **here).status_code == 200
-    assert _sign_in(client, **here).status_code == 200
-    assert _sign_in(client, password=WRONG, **here).status_code == 401
-    _assert_too_many(_sign_up(client, "bob@example.com", **here), 60)
-    _assert_too_many(_sign_in(client, **here), 60)
+    assert api.sign_up(**here).status_code == 200
+    assert api.sign_in(**here).status_code == 200
+    assert api.sign_in(password=WRONG, **here).status_code == 401
+    _assert_too_many(api.sign_up("bob@example.com", **here), 60)
+    _assert_too_many(api.sign_in(**here), 60)
     # Another address has its own budget; other endpoints are not limited.
-    assert _sign_in(client, environ_base={"REMOTE_ADDR": "198.51.100.8"}).status_code == 200
-    assert client.get("/", **here).status_code == 200
+    assert api.sign_in(environ_base={"REMOTE_ADDR": "198.51.100.8"}).status_code == 200
+    assert api.client.get("/", **here).status_code == 200
 
 
 def test_x_forwarded_for_is_ignored_unless_proxies_are_trusted(make_client: MakeClient) -> None:
-    client = make_client(rate_limit_auth_per_address="2 per minute")
+    api = Api(make_client(rate_limit_auth_per_address="2 per minute"))
     for octet in (1, 2):
-        assert _sign_in(client, headers={"X-Forwarded-For": f"203.0.113.{octet}"}).status_code == 401
-    assert _sign_in(client, headers={"X-Forwarded-For": "203.0.113.3"}).status_code == 429
+        assert api.sign_in(headers={"X-Forwarded-For": f"203.0.113.{octet}"}).status_code == 401
+    assert api.sign_in(headers={"X-Forwarded-For": "203.0.113.3"}).status_code == 429
 
 
 def test_trusted_proxy_hops_key_the_limit_on_the_forwarded_address(make_client: MakeClient) -> None:
-    client = make_client(rate_limit_auth_per_address="2 per minute", trusted_proxy_hops=1)
+    api = Api(make_client(rate_limit_auth_per_address="2 per minute", trusted_proxy_hops=1))
     # The client can prepend anything; only the hop the trusted proxy appended counts.
     spoofed = {"X-Forwarded-For": "10.9.9.9, 203.0.113.1"}
     for _ in range(2):
-        assert _sign_in(client, headers=spoofed).status_code == 401
-    assert _sign_in(client, headers={"X-Forwarded-For": "10.8.8.8, 203.0.113.1"}).status_code == 429
-    assert _sign_in(client, headers={"X-Forwarded-For": "203.0.113.2"}).status_code == 401
+        assert api.sign_in(headers=spoofed).status_code == 401
+    assert api.sign_in(headers={"X-Forwarded-For": "10.8.8.8, 203.0.113.1"}).status_code == 429
+    assert api.sign_in(headers={"X-Forwarded-For": "203.0.113.2"}).status_code == 401
 
 
 def test_rate_limits_can_be_switched_off(make_client: MakeClient) -> None:
-    client = make_client(rate_limits_enabled=False, rate_limit_auth_per_address="1 per minute")
-    assert _sign_up(client).status_code == 200
+    api = Api(make_client(rate_limits_enabled=False, rate_limit_auth_per_address="1 per minute"))
+    assert api.sign_up().status_code == 200
     for _ in range(7):
-        assert _sign_in(client, password=WRONG).status_code == 401
-    assert _sign_in(client).status_code == 200
+        assert api.sign_in(password=WRONG).status_code == 401
+    assert api.sign_in().status_code == 200
 
 
 def test_openapi_documents_429_on_sign_up_and_sign_in(make_client: MakeClient) -> None:
@@ -178,38 +171,49 @@ def test_negative_proxy_hops_refuse_to_start() -> None:
 
 def test_counters_live_in_redis_and_never_name_the_email(make_client: MakeClient, redis_server: RedisServer) -> None:
     shared = {"redis_url": redis_server.url, "rate_limit_sign_in_failures": "2 per 15 minutes"}
-    client = make_client(**shared)
-    assert _sign_up(client).status_code == 200
+    api = Api(make_client(**shared))
+    assert api.sign_up().status_code == 200
     for _ in range(2):
-        assert _sign_in(client, password=WRONG).status_code == 401
+        assert api.sign_in(password=WRONG).status_code == 401
     keys = [key.decode() if isinstance(key, bytes) else key for key in redis_server.client().keys("*posts-api-limits*")]
     assert keys, "the limiter wrote nothing to Redis"
     assert not [key for key in keys if "ada" in key or "example" in key]
-    _assert_too_many(_sign_in(client), 15 * 60)
+    _assert_too_many(api.sign_in(), 15 * 60)
     # Counters in Redis survive the app: a new app (another worker or host) sees them.
-    _assert_too_many(_sign_in(make_client(**shared)), 15 * 60)
+    _assert_too_many(Api(make_client(**shared)).sign_in(), 15 * 60)
 
 
-def test_a_redis_outage_falls_back_to_per_process_limits(make_client: MakeClient, redis_server: RedisServer) -> None:
-    client = make_client(redis_url=redis_server.url, rate_limit_sign_in_failures="2 per 15 minutes")
-    assert _sign_up(client).status_code == 200
-    redis_server.stop()
-    # Sign-in keeps working without Redis ...
-    assert _sign_in(client).status_code == 200
-    assert _sign_in(client, password=WRONG).status_code == 401
-    # ... and is still limited, by this process's own counters.
-    assert _sign_in(client, password=WRONG).status_code == 401
-    _assert_too_many(_sign_in(client), 15 * 60)
+def _outage_answers(settings: dict[str, Any]) -> list[int]:
+    """In a fresh process: sign up, stop Redis, then four sign-ins (right, wrong, wrong, right); their statuses."""
+    api = Api(create_app(load_settings({}, **settings)).test_client(use_cookies=False))
+    assert api.sign_up().status_code == 200
+    redis.Redis.from_url(settings["redis_url"]).shutdown(nosave=True)
+    return [api.sign_in(password=password).status_code for password in (PASSWORD, WRONG, WRONG, PASSWORD)]
+
+
+def test_a_redis_outage_falls_back_to_per_process_limits(
+    make_client: MakeClient, settings: Settings, redis_server: RedisServer
+) -> None:
+    # Flask-Limiter keeps one storage and its fallback state per Limiter, and the app's limiter is
+    # one object per process with no public reset; so the outage happens in a process of its own,
+    # and no app of a later test inherits the fallback (or its counts).
+    make_client()  # its teardown empties the tables the other process writes
+    overrides = {"redis_url": redis_server.url, "rate_limit_sign_in_failures": "2 per 15 minutes"}
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        answers = pool.submit(_outage_answers, {**settings.model_dump(), **overrides}).result(timeout=120)
+    redis_server.stop()  # reap the server the other process shut down; the fixture restarts it
+    # Sign-in keeps working without Redis, and is still limited, by that process's own counters.
+    assert answers == [200, 401, 401, 429]
 
 
 def test_the_limiter_runs_only_on_the_auth_blueprint(make_client: MakeClient) -> None:
-    client = make_client(rate_limit_auth_per_address="2 per minute")
-    app: Flask = client.application
+    api = Api(make_client(rate_limit_auth_per_address="2 per minute"))
+    app: Flask = api.client.application
     # A request filter exempts every other blueprint, so a cache hit pays nothing for limits.
-    with app.test_request_context("/api/v1/posts/get_my_posts"):
+    with app.test_request_context(LIST):
         assert outside_limited_blueprints()
-    with app.test_request_context("/api/v1/auth/sign_up", method="POST"):
+    with app.test_request_context(SIGN_UP, method="POST"):
         assert not outside_limited_blueprints()
     for _ in range(5):
-        assert client.get("/").status_code == 200
-    assert [_sign_up(client, f"u{i}@example.com").status_code for i in range(3)] == [200, 200, 429]
+        assert api.client.get("/").status_code == 200
+    assert [api.sign_up(f"u{i}@example.com").status_code for i in range(3)] == [200, 200, 429]

@@ -22,14 +22,12 @@ from tests.e2e.helpers import (
     log_records,
     sign_up,
 )
-from tests.support.api import ADD, LIST, PASSWORD, SIGN_IN, bearer
+from tests.support.api import ADD, LIST, PASSWORD, REFRESH, SIGN_IN, SIGN_OUT, bearer
 from tests.support.gunicorn import LiveServer
 from tests.support.redis import RedisServer
 
 pytestmark = pytest.mark.e2e
 
-REFRESH = "/api/v1/auth/refresh_token"
-SIGN_OUT = "/api/v1/auth/sign_out"
 WRONG = "not-the-password-42"
 POST_TEXT = "e2e private diary \N{GRINNING FACE} 91c2"
 WORKER_BOOT_SECONDS = 30.0

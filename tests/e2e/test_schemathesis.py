@@ -14,6 +14,7 @@ import requests
 
 from blueprints.auth.schemas import EXAMPLE_EMAIL, EXAMPLE_PASSWORD
 from tests.e2e.helpers import StartServer, sign_up
+from tests.support.api import CHANGE_PASSWORD, DELETE_ACCOUNT, SIGN_OUT
 
 pytestmark = pytest.mark.e2e
 
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.e2e
 CHECKS = "all"
 # ...but one: positive_data_acceptance wants every schema-valid body accepted, and the contract
 # refuses two that JSON Schema cannot describe: an email that is already taken, and a
-# confirm_password that differs from password (400 both, CONTRACT.md "Errors").
+# confirm_password that differs from password (400 both, docs/api.md, "Errors").
 EXCLUDED_CHECKS = "positive_data_acceptance"
 # Bounded and seeded: the same ~800 cases every run, in well under a minute on a 2-core machine.
 MAX_EXAMPLES = 100
@@ -44,9 +45,6 @@ def _schemathesis() -> str:
     return found
 
 
-SIGN_OUT = "/api/v1/auth/sign_out"
-CHANGE_PASSWORD = "/api/v1/auth/change_password"
-DELETE_ACCOUNT = "/api/v1/auth/account"
 # These end the session of the tokens every request carries (and the last one the account), so
 # each is fuzzed in a run of its own, with an account of its own, after the rest: otherwise the
 # other operations would see nothing but 401s once one of them succeeded. Their examples use the

@@ -1,6 +1,6 @@
 """An SDK generated from the live /openapi.json (pinned openapi-python-client) is the original's, and works.
 
-CONTRACT.md "SDK compatibility": a client generated from the original FastAPI service's document
+docs/api.md, "SDK compatibility": a client generated from the original FastAPI service's document
 and one generated from ours have the same modules and functions. This generates ours through
 gunicorn, checks the original's module paths, imports every module and runs a full round trip
 through the generated functions.
@@ -34,7 +34,7 @@ GENERATOR = "openapi-python-client"
 GENERATE_TIMEOUT = 180
 PACKAGE = "posts_api_client"
 # Where openapi-python-client puts the original service's seven operations: api/<tag>/<operationId>.py
-# (CONTRACT.md's table; "index__get" becomes the module index_get).
+# (docs/api.md's table; "index__get" becomes the module index_get).
 ORIGINAL_MODULES = {
     "index": "api/home/index_get.py",
     "sign_up": "api/authentication/sign_up_api_v1_auth_sign_up_post.py",
