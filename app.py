@@ -18,7 +18,7 @@ from blueprints.openapi import api, openapi_config
 from blueprints.posts import routes as posts_routes
 from commands import register_commands
 from config import INSTANCE_DIR, MAX_BODY_BYTES, Settings, flask_config, load_settings
-from extensions import db, flask_cache, jwt, limiter, listing_cache, passwords, readiness
+from extensions import db, flask_cache, jwt, limiter, listing_cache, passwords, readiness, sessions
 from observability.instrument import init_metrics
 from observability.logs import init_logging
 from serving.offload import offload
@@ -51,9 +51,10 @@ def configure(app: Flask, settings: Settings) -> None:
 
 
 def register_extensions(app: Flask, settings: Settings) -> None:
-    """Bind every extension: database, listing cache, hasher, probes, limiter, JWT, OpenAPI."""
+    """Bind every extension: database, listing cache, session generations, hasher, probes, limiter, JWT, OpenAPI."""
     db.init_app(app, settings)
     listing_cache.init_app(app, settings, flask_cache)
+    sessions.init_app(app, flask_cache)
     # Under the gevent worker hashes run on a few native threads (serving/offload.py).
     passwords.init_app(app, offload())
     readiness.init_app(app, settings)

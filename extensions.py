@@ -1,8 +1,9 @@
 """Flask extensions, created unbound here and bound to the app in `app.create_app`.
 
-The libraries' own (JWT, Flask-Caching, Flask-Limiter) and four of ours, each holding its
+The libraries' own (JWT, Flask-Caching, Flask-Limiter) and five of ours, each holding its
 per-app state in `app.extensions` the way Flask extensions do: the database (engine, and one
-session per request), the listing cache, the password hasher and the readiness probes.
+session per request), the listing cache, the session generations, the password hasher and the
+readiness probes.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cache.health import RedisProbe
 from cache.listing import MEMO_MAX_BYTES, VersionedListingCache
+from cache.sessions import SessionGenerations
 from config import Settings
 from repositories.database import DatabaseBreaker, build_engine
 from repositories.health import DatabaseProbe
@@ -125,6 +127,17 @@ class ListingCache(AppState[VersionedListingCache]):
         self.bind(app, listing)
 
 
+class SessionStore(AppState[SessionGenerations]):
+    """What this process knows of each account's session generation, over the cache's backend."""
+
+    def __init__(self) -> None:
+        super().__init__("posts.sessions")
+
+    def init_app(self, app: Flask, flask_cache: Cache) -> None:
+        """Build the store on Flask-Caching's backend (bound already by the listing cache)."""
+        self.bind(app, SessionGenerations(app.extensions["cache"][flask_cache]))
+
+
 class PasswordHasher(AppState[Passwords]):
     """The argon2id hasher sign-up and sign-in use."""
 
@@ -170,5 +183,6 @@ limiter = Limiter(
 )
 db = Database()
 listing_cache = ListingCache()
+sessions = SessionStore()
 passwords = PasswordHasher()
 readiness = ReadinessProbes()

@@ -1,7 +1,6 @@
-"""The per-user cache, on any cachelib backend: listings safe against stale writes, and session stamps.
+"""The per-user listing cache, on any cachelib backend: listings safe against stale writes.
 
-Per user it holds the listing's version stamp (`v:`), listing bodies under a version (`l:`), and
-the user's session stamp (`s:`, whose tokens are still valid), read together in one round trip.
+Per user it holds the listing's version stamp (`v:`) and listing bodies under a version (`l:`).
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ import secrets
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 
 from cachelib import BaseCache
 
@@ -24,20 +22,6 @@ log = logging.getLogger(__name__)
 # Per-process copy of bodies read from a shared backend (see BodyMemo); 0 for `simple`,
 # which already lives in the process.
 MEMO_MAX_BYTES = 16 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class UserState:
-    """What the cache knows of a user now: the listing's version ("" when bypassed) and the session stamp.
-
-    The stamp is whatever the session rules stored (services.sessions); None when unknown.
-    """
-
-    version: str
-    stamp: int | None
-
-
-BYPASS = UserState("", None)
 
 
 class VersionedListingCache:
@@ -82,25 +66,31 @@ class VersionedListingCache:
         """The largest body `put` stores; a listing that grows past it is streamed, not cached."""
         return self._max_entry_bytes
 
-    def state(self, user_id: uuid.UUID) -> UserState:
-        """The user's listing version and session stamp, in one round trip; BYPASS when the cache is not usable.
+    def version(self, user_id: uuid.UUID) -> str:
+        """The user's listing version, in one round trip; "" when the cache is not usable (bypass).
 
         A user without a version gets one, so a listing read now can be stored under it.
         """
         if not self._usable() or self.is_pending(user_id):
-            return BYPASS
+            return ""
         version_key = f"v:{user_id}"
         try:
-            version, stamp = self._backend.get_many(version_key, f"s:{user_id}")
+            version = self._backend.get(version_key)
             if version is None:
                 version = secrets.token_hex(8)
+                # `add`, so concurrent first readers agree on one version. The filesystem backend's
+                # `add` also refuses while an expired entry's file is still there: then `set`.
                 if not self._backend.add(version_key, version, timeout=2 * self._timeout):
-                    version = self._backend.get(version_key) or version
+                    stored = self._backend.get(version_key)
+                    if stored is not None:
+                        version = stored
+                    elif not self._backend.set(version_key, version, timeout=2 * self._timeout):
+                        raise OSError(f"listing cache could not store a version for user {user_id}")
         except Exception:  # a cache outage must degrade to the database, not fail the request
             self._failed("read")
-            return BYPASS
+            return ""
         self._breaker.succeeded()
-        return UserState(version, stamp if isinstance(stamp, int) else None)
+        return str(version)
 
     def body(self, user_id: uuid.UUID, version: str) -> bytes | None:
         """The listing body stored under this version, if any (None too when bypassed or failing).
@@ -125,19 +115,8 @@ class VersionedListingCache:
 
     def get(self, user_id: uuid.UUID) -> tuple[str, bytes | None]:
         """The current version of the user's listing and its body if cached; ("", None) to bypass."""
-        version = self.state(user_id).version
+        version = self.version(user_id)
         return version, self.body(user_id, version)
-
-    def remember_stamp(self, user_id: uuid.UUID, stamp: int) -> None:
-        """Store a session stamp read from the database, unless one is there already (a newer write's)."""
-        if not self._breaker.allows() or self.is_pending(user_id):
-            return
-        try:
-            self._backend.add(f"s:{user_id}", stamp, timeout=2 * self._timeout)
-        except Exception:
-            self._failed("write")
-            return
-        self._breaker.succeeded()
 
     def forget(self, user_id: uuid.UUID) -> None:
         """Drop a deleted user's listing: its current body and version (older bodies are unreachable already)."""
@@ -148,15 +127,6 @@ class VersionedListingCache:
             self._retire(user_id)
         except Exception:
             self._defer(user_id, "invalidation")
-            return
-        self._breaker.succeeded()
-
-    def set_stamp(self, user_id: uuid.UUID, stamp: int) -> None:
-        """Replace the user's session stamp after the database changed it; retried until it lands."""
-        try:
-            self._backend.set(f"s:{user_id}", stamp, timeout=2 * self._timeout)
-        except Exception:
-            self._defer(user_id, "session stamp")
             return
         self._breaker.succeeded()
 
@@ -226,11 +196,6 @@ class VersionedListingCache:
             if not self._backend.delete(version_key):
                 raise OSError(f"listing cache could neither replace nor delete the version of user {user_id}")
 
-    def _catch_up(self, user_id: uuid.UUID) -> None:
-        """What a deferred write owes: a new listing version, and no stamp (the next read takes the database's)."""
-        self._retire(user_id)
-        self._backend.delete(f"s:{user_id}")
-
     def _usable(self) -> bool:
         """Whether the cache may be used now: breaker closed (or probing) and nothing owed."""
         if not self._breaker.allows():
@@ -245,7 +210,7 @@ class VersionedListingCache:
             owed = list(self._pending.items())
         for user_id, generation in owed:
             try:
-                self._catch_up(user_id)
+                self._retire(user_id)
             except Exception:
                 self._failed("invalidation")
                 return False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, MetaData, String, Uuid
+from sqlalchemy import ForeignKey, Index, Integer, MetaData, String, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from models.types import BigIntegerPK, EmailString, LongText, UTCDateTime
@@ -36,8 +36,8 @@ class UserRow(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    # Sign-out: refresh tokens issued at or before this instant are refused (NULL: none revoked).
-    tokens_valid_after: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Ending the sessions (sign-out, password change) adds one; a token of an older generation is refused.
+    session_generation: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
 class PostRow(Base):

@@ -7,12 +7,14 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session
 
 from models.entities import User
 from models.tables import PostRow, UserRow
+from repositories.database import DatabaseUnavailableError
 from repositories.errors import DuplicateEmailError
 
 # What the rest of the service sees of an account (never the password hash).
@@ -49,61 +51,65 @@ class UserRepository:
             self._session.rollback()
             raise DuplicateEmailError(user.email_address) from exc
 
-    def credentials_by_email(self, email_address: str) -> tuple[User, str, datetime | None] | None:
-        """The account, its password hash and its session cut-off, for sign-in, in one SELECT."""
+    def credentials_by_email(self, email_address: str) -> tuple[User, str, int] | None:
+        """The account, its password hash and its session generation, for sign-in, in one SELECT."""
         row = self._session.execute(
-            select(*_USER_COLUMNS, UserRow.password_hash, UserRow.tokens_valid_after).where(
+            select(*_USER_COLUMNS, UserRow.password_hash, UserRow.session_generation).where(
                 UserRow.email_address == email_address
             )
         ).one_or_none()
         if row is None:
             return None
-        return _user(row), row.password_hash, row.tokens_valid_after
+        return _user(row), row.password_hash, row.session_generation
 
-    def credentials_by_id(self, user_id: uuid.UUID) -> tuple[User, str] | None:
-        """The account and its password hash, to confirm a signed-in user's password, in one SELECT."""
+    def credentials_by_id(self, user_id: uuid.UUID) -> tuple[User, str, int] | None:
+        """The account, its password hash and its session generation, to confirm a signed-in user's password."""
         row = self._session.execute(
-            select(*_USER_COLUMNS, UserRow.password_hash).where(UserRow.id == user_id)
+            select(*_USER_COLUMNS, UserRow.password_hash, UserRow.session_generation).where(UserRow.id == user_id)
         ).one_or_none()
-        return None if row is None else (_user(row), row.password_hash)
+        return None if row is None else (_user(row), row.password_hash, row.session_generation)
 
-    def cutoff_of(self, user_id: uuid.UUID) -> tuple[bool, datetime | None]:
-        """Whether the account exists, and its session cut-off (None: none), in one SELECT."""
-        row = self._session.execute(select(UserRow.tokens_valid_after).where(UserRow.id == user_id)).one_or_none()
-        return (False, None) if row is None else (True, row.tokens_valid_after)
+    def session_generation(self, user_id: uuid.UUID) -> int | None:
+        """The account's session generation (None: no such account), in one SELECT.
 
-    def change_password(self, user_id: uuid.UUID, password_hash: str, cutoff: datetime) -> bool:
-        """Store a new password hash and end every session before `cutoff`, in one UPDATE; False if no account."""
-        result = self._session.execute(
-            update(UserRow)
-            .where(UserRow.id == user_id)
-            .values(password_hash=password_hash, updated_at=cutoff, tokens_valid_after=cutoff)
-        )
-        self._session.commit()
-        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+        DatabaseUnavailableError when the database is known down or the connection dropped, so the
+        caller may fall back; other errors (an unmigrated schema) propagate.
+        """
+        try:
+            row = self._session.execute(select(UserRow.session_generation).where(UserRow.id == user_id)).one_or_none()
+        except PoolTimeoutError:
+            raise DatabaseUnavailableError from None
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            self._session.rollback()
+            raise DatabaseUnavailableError from exc
+        return None if row is None else int(row.session_generation)
 
-    def get_with_tokens_valid_after(self, user_id: uuid.UUID) -> tuple[User, datetime | None] | None:
-        """The account and its sign-out cut-off, in the one SELECT refresh already makes."""
+    def with_session_generation(self, user_id: uuid.UUID) -> tuple[User, int] | None:
+        """The account and its session generation, in the one SELECT refresh makes."""
         row = self._session.execute(
-            select(*_USER_COLUMNS, UserRow.tokens_valid_after).where(UserRow.id == user_id)
+            select(*_USER_COLUMNS, UserRow.session_generation).where(UserRow.id == user_id)
         ).one_or_none()
-        return None if row is None else (_user(row), row.tokens_valid_after)
+        return None if row is None else (_user(row), row.session_generation)
 
-    def revoke_tokens(self, user_id: uuid.UUID, issued_at: datetime, now: datetime) -> bool:
-        """Set the cut-off to `now` if a token issued at `issued_at` is still valid; False if not.
+    def end_sessions(self, user_id: uuid.UUID, generation: int, **changes: Any) -> bool:
+        """Move the account to the next session generation, with `changes` to its columns, in one UPDATE.
 
-        One UPDATE: a token already revoked (or a deleted user) matches no row.
+        Only from `generation`: False when the account is gone or already moved on (a concurrent
+        ending won, so the caller's token or credentials are no longer current).
         """
         result = self._session.execute(
             update(UserRow)
-            .where(
-                UserRow.id == user_id,
-                or_(UserRow.tokens_valid_after.is_(None), UserRow.tokens_valid_after < issued_at),
-            )
-            .values(tokens_valid_after=now)
+            .where(UserRow.id == user_id, UserRow.session_generation == generation)
+            .values(session_generation=UserRow.session_generation + 1, **changes)
         )
         self._session.commit()
         return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    def change_password(self, user_id: uuid.UUID, generation: int, password_hash: str, changed_at: datetime) -> bool:
+        """Store a new password hash and end every session, from `generation` (see end_sessions)."""
+        return self.end_sessions(user_id, generation, password_hash=password_hash, updated_at=changed_at)
 
     def update_password_hash(self, user_id: uuid.UUID, password_hash: str) -> None:
         """Store a re-hash made with stronger parameters (only after they change)."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import time
 import uuid
 from datetime import UTC, datetime
 
 from email_validator import EmailNotValidError, validate_email
 
-from cache.request_view import RequestCacheView
+from cache.listing import VersionedListingCache
 from models.entities import User
 from repositories.errors import DuplicateEmailError
 from repositories.users import UserRepository
@@ -16,6 +18,7 @@ from services.errors import (
     InvalidCredentialsError,
     InvalidPasswordError,
     PasswordMismatchError,
+    TokenRevokedError,
     UnknownUserError,
 )
 from services.passwords import Passwords
@@ -50,11 +53,16 @@ def check_password(password: str) -> None:
         )
 
 
+def password_version(password_hash: str) -> str:
+    """A short digest of a password hash: it changes whenever the password does (device cookies hold it)."""
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+
+
 class AccountService:
     """Creates accounts, checks credentials, changes passwords and deletes accounts."""
 
     def __init__(
-        self, users: UserRepository, passwords: Passwords, sessions: SessionService, cache: RequestCacheView
+        self, users: UserRepository, passwords: Passwords, sessions: SessionService, cache: VersionedListingCache
     ) -> None:
         self._users = users
         self._passwords = passwords
@@ -72,24 +80,43 @@ class AccountService:
             self._users.add(user, self._passwords.hash(password))
         except DuplicateEmailError as exc:
             raise EmailTakenError(user.email_address) from exc
-        self._sessions.learn(user.id, None)
+        self._sessions.learn(user.id, 0)
         return user
 
-    def sign_in(self, email_address: str, password: str) -> User:
-        """The account for these credentials; unknown email and wrong password fail alike."""
+    def sign_in(self, email_address: str, password: str) -> tuple[User, int]:
+        """The account for these credentials and its session generation; unknown email and wrong password fail alike.
+
+        The generation is read with the password hash: if the password changes meanwhile, the
+        tokens issued from this sign-in carry the old generation and are refused.
+        """
         try:
-            found = self._users.credentials_by_email(normalize_email(email_address))
+            email_address = normalize_email(email_address)
         except InvalidEmailError:
-            found = None
+            email_address = ""
+        read_at = time.monotonic()
+        found = self._users.credentials_by_email(email_address) if email_address else None
         if found is None:
             self._passwords.verify_nobody(password)
             raise InvalidCredentialsError
-        user, password_hash, cutoff = found
+        user, password_hash, generation = found
         self._check(password_hash, password)
         if self._passwords.needs_rehash(password_hash):
             self._users.update_password_hash(user.id, self._passwords.hash(password))
-        self._sessions.learn(user.id, cutoff)
-        return user
+        self._sessions.learn(user.id, generation, read_at)
+        return user, generation
+
+    def password_version(self, user_id: uuid.UUID) -> str | None:
+        """The account's current password version; None when there is no such account."""
+        found = self._users.credentials_by_id(user_id)
+        return None if found is None else password_version(found[1])
+
+    def password_version_by_email(self, email_address: str) -> tuple[uuid.UUID, str] | None:
+        """The id and password version of the account with this email, if any."""
+        try:
+            found = self._users.credentials_by_email(normalize_email(email_address))
+        except InvalidEmailError:
+            return None
+        return None if found is None else (found[0].id, password_version(found[1]))
 
     def find(self, user_id: uuid.UUID) -> User | None:
         """The account with this id, if it still exists."""
@@ -97,25 +124,38 @@ class AccountService:
 
     def change_password(
         self, user_id: uuid.UUID, current_password: str, new_password: str, confirm_password: str | None = None
-    ) -> tuple[User, datetime]:
-        """Set a new password and end every session of the account; the user and the new cut-off.
+    ) -> tuple[User, int]:
+        """Set a new password and end every session of the account; the user and the new generation.
 
-        Tokens issued after the cut-off (the caller's new pair) open the only session left.
+        Tokens of the new generation (the caller's new pair) open the only session left. A
+        concurrent ending (sign-out elsewhere) revoked the caller's token: TokenRevokedError.
         """
         check_password(new_password)
         if confirm_password is not None and confirm_password != new_password:
             raise PasswordMismatchError
-        user, password_hash = self._credentials(user_id)
+        user, password_hash, generation = self._credentials(user_id)
         self._check(password_hash, current_password)
-        cutoff = datetime.now(UTC)
-        if not self._users.change_password(user_id, self._passwords.hash(new_password), cutoff):
-            raise UnknownUserError(str(user_id))  # deleted meanwhile
-        self._sessions.publish(user_id, cutoff)
-        return user.model_copy(update={"updated_at": cutoff}), cutoff
+        changed_at = datetime.now(UTC)
+        if not self._users.change_password(user_id, generation, self._passwords.hash(new_password), changed_at):
+            raise TokenRevokedError(str(user_id))
+        self._sessions.ended(user_id, generation + 1)
+        return user.model_copy(update={"updated_at": changed_at}), generation + 1
+
+    def set_password(self, user_id: uuid.UUID, new_password: str) -> int:
+        """Set a password without the current one (recovery, operators), ending every session; the new generation."""
+        check_password(new_password)
+        password_hash = self._passwords.hash(new_password)
+        # Bounded: each retry means another ending committed in between, which only a flood would repeat.
+        for _ in range(3):
+            _, _, generation = self._credentials(user_id)
+            if self._users.change_password(user_id, generation, password_hash, datetime.now(UTC)):
+                self._sessions.ended(user_id, generation + 1)
+                return generation + 1
+        raise TokenRevokedError(str(user_id))
 
     def delete_account(self, user_id: uuid.UUID, password: str) -> User:
         """Delete the signed-in user's account once they confirm it with their password."""
-        user, password_hash = self._credentials(user_id)
+        user, password_hash, _ = self._credentials(user_id)
         self._check(password_hash, password)
         self.remove(user)
         return user
@@ -130,7 +170,7 @@ class AccountService:
         self._sessions.account_gone(user.id)
         self._cache.forget(user.id)
 
-    def _credentials(self, user_id: uuid.UUID) -> tuple[User, str]:
+    def _credentials(self, user_id: uuid.UUID) -> tuple[User, str, int]:
         found = self._users.credentials_by_id(user_id)
         if found is None:
             raise UnknownUserError(str(user_id))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cache.request_view import RequestCacheView
+from cache.listing import VersionedListingCache
 from models.entities import User
 from repositories.posts import PostRepository
 from repositories.users import UserRepository
@@ -28,7 +28,7 @@ class AdminService:
         accounts: AccountService,
         users: UserRepository,
         posts: PostRepository,
-        cache: RequestCacheView,
+        cache: VersionedListingCache,
     ) -> None:
         self._accounts = accounts
         self._users = users

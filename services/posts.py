@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from cache.request_view import RequestCacheView
+from cache.listing import VersionedListingCache
 from models.entities import Post
 from repositories.errors import UnknownOwnerError
 from repositories.posts import PostRepository, PostRows
@@ -132,7 +132,7 @@ class Listing:
 class PostService:
     """Adds, lists and deletes a user's posts, keeping the listing cache coherent."""
 
-    def __init__(self, posts: PostRepository, cache: RequestCacheView) -> None:
+    def __init__(self, posts: PostRepository, cache: VersionedListingCache) -> None:
         self._posts = posts
         self._cache = cache
 
@@ -159,11 +159,10 @@ class PostService:
         its answer with no database query; when the cache is bypassed (version ""), from the body.
         PostNotFoundError when `page.before` is not one of the user's posts.
         """
-        # The one read of the version stamp (shared with the token check: one cache round trip).
-        # Every write retires it, so it stands for the listing's state. Read *before* the query:
-        # if a write lands in between, the version is retired already, and the body stored (or
-        # the tag sent) under it is never matched again.
-        version = self._cache.state(user_id).version
+        # The one read of the version stamp. Every write retires it, so it stands for the
+        # listing's state. Read *before* the query: if a write lands in between, the version is
+        # retired already, and the body stored (or the tag sent) under it is never matched again.
+        version = self._cache.version(user_id)
         tag = _tag(user_id, page, b"v", version.encode()) if version else None
         if tag is not None and (tag in validators.tags or (validators.star and page.before is None)):
             return Listing(tag)  # not even the body is read

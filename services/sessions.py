@@ -1,85 +1,105 @@
-"""Which tokens still open a session: each user's cut-off, kept in the database and mirrored in the cache.
+"""Which tokens still open a session, and ending sessions: the session generation rule.
 
-A token issued at or before the user's cut-off (`tokens_valid_after`) is refused. Sign-out and a
-password change move the cut-off to now; deleting the account removes it with the user. The
-cache holds the cut-off as a *stamp* (microseconds since the epoch; NO_CUTOFF, or ACCOUNT_GONE),
-read with the listing version in the request's one cache round trip, so every worker and host
-sees a sign-out at its next request. When the cache does not know the stamp (cold, evicted,
-down), the database answers and the cache learns it.
+Every account has a session generation in the database (users.session_generation). Every
+token carries the generation its issuing read together with the credentials or the session it
+checked (the `gen` claim). Ending the sessions (sign-out, password change, password reset)
+adds one in the same UPDATE that makes the change; deleting the account removes it. A token is
+valid only while its generation is the account's current one, so a sign-in or refresh that read
+the old generation issues tokens that are refused once the ending commits, whatever the clocks
+or the cache do.
+
+The access-token check reads the generation from the database, and trusts what it read for
+TRUSTED_SECONDS in this process (the contract allows one second for an ending to reach every
+worker and host). A token older than what this process knows is refused without a query. While
+the database is down, the newest generation known here or in the shared cache decides, and a
+token that neither can vouch for gets 503, never a pass.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
-from datetime import UTC, datetime, timedelta
 
-from cache.request_view import RequestCacheView
+from cache.sessions import GONE, SessionGenerations
 from models.entities import User
+from repositories.database import DatabaseUnavailableError
 from repositories.users import UserRepository
 from services.errors import TokenRevokedError, UnknownUserError
 
-NO_CUTOFF = 0
-ACCOUNT_GONE = -1
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def to_stamp(cutoff: datetime | None) -> int:
-    """The cache's form of a cut-off: microseconds since the epoch, NO_CUTOFF for none."""
-    return NO_CUTOFF if cutoff is None else (cutoff - EPOCH) // timedelta(microseconds=1)
+# Half the contract's one-second propagation: the other half covers a request already past its check.
+TRUSTED_SECONDS = 0.5
 
 
 class SessionService:
     """Decides whether a token's session is still open, and ends sessions."""
 
-    def __init__(self, users: UserRepository, cache: RequestCacheView) -> None:
+    def __init__(
+        self, users: UserRepository, generations: SessionGenerations, trusted_seconds: float = TRUSTED_SECONDS
+    ) -> None:
         self._users = users
-        self._cache = cache
+        self._generations = generations
+        self._trusted_seconds = trusted_seconds
 
-    def is_revoked(self, user_id: uuid.UUID, issued_at: datetime) -> bool:
-        """True when the user is gone or ended their sessions at or after `issued_at`."""
-        stamp = self._cache.state(user_id).stamp
-        if stamp is None:
-            stamp = self._stamp_from_database(user_id)
-        return stamp == ACCOUNT_GONE or (stamp != NO_CUTOFF and to_stamp(issued_at) <= stamp)
+    def is_revoked(self, user_id: uuid.UUID, generation: int) -> bool:
+        """True unless `generation` is the account's current session generation."""
+        known = self._generations.known(user_id)
+        if known is not None:
+            if generation < known.generation:
+                return True
+            if generation == known.generation and time.monotonic() - known.seen_at < self._trusted_seconds:
+                return False
+        try:
+            current = self.current_generation(user_id)
+        except DatabaseUnavailableError:
+            return generation < self._known_floor(user_id, known.generation if known else None)
+        return generation != current
 
-    def _stamp_from_database(self, user_id: uuid.UUID) -> int:
-        exists, cutoff = self._users.cutoff_of(user_id)
-        stamp = to_stamp(cutoff) if exists else ACCOUNT_GONE
-        self._cache.remember_stamp(user_id, stamp)
-        return stamp
+    def current_generation(self, user_id: uuid.UUID) -> int:
+        """The account's generation from the database (GONE once deleted), remembered in this process."""
+        read_at = time.monotonic()
+        current = self._users.session_generation(user_id)
+        current = GONE if current is None else current
+        self._generations.learn(user_id, current, read_at)
+        return current
 
-    def user_for_refresh(self, user_id: uuid.UUID, issued_at: datetime) -> User:
-        """The account a refresh token names: it must still exist, and not have ended its sessions since.
+    def _known_floor(self, user_id: uuid.UUID, here: int | None) -> int:
+        """The newest generation known without the database; DatabaseUnavailableError when none is."""
+        shared = self._generations.shared(user_id)
+        known = [value for value in (here, shared) if value is not None]
+        if not known:
+            raise DatabaseUnavailableError
+        return max(known)
+
+    def user_for_refresh(self, user_id: uuid.UUID, generation: int) -> User:
+        """The account a refresh token names: it must exist and still be in the token's generation.
 
         Asks the database itself: a refresh is rare, and the token lives for weeks.
         """
-        found = self._users.get_with_tokens_valid_after(user_id)
+        read_at = time.monotonic()
+        found = self._users.with_session_generation(user_id)
         if found is None:
+            self._generations.learn(user_id, GONE, read_at)
             raise UnknownUserError(str(user_id))
-        user, tokens_valid_after = found
-        if tokens_valid_after is not None and issued_at <= tokens_valid_after:
+        user, current = found
+        self._generations.learn(user_id, current, read_at)
+        if generation != current:
             raise TokenRevokedError(str(user_id))
         return user
 
-    def sign_out(self, user_id: uuid.UUID, issued_at: datetime) -> None:
-        """End every session of the user (access and refresh tokens issued until now, everywhere).
-
-        The presented refresh token must itself still be valid: a revoked one or a deleted user
-        fails like refresh does.
-        """
-        now = datetime.now(UTC)
-        if not self._users.revoke_tokens(user_id, issued_at, now):
+    def sign_out(self, user_id: uuid.UUID, generation: int) -> None:
+        """End every session of the account, if the presented token's generation is still the current one."""
+        if not self._users.end_sessions(user_id, generation):
             raise TokenRevokedError(str(user_id))
-        self.publish(user_id, now)
+        self.ended(user_id, generation + 1)
 
-    def publish(self, user_id: uuid.UUID, cutoff: datetime) -> None:
-        """Make a cut-off the database already holds known to every worker and host."""
-        self._cache.set_stamp(user_id, to_stamp(cutoff))
+    def ended(self, user_id: uuid.UUID, generation: int) -> None:
+        """Tell this process and the shared cache about an ending the database already holds."""
+        self._generations.publish(user_id, generation)
 
     def account_gone(self, user_id: uuid.UUID) -> None:
-        """Refuse the tokens of a deleted account everywhere, without asking the database."""
-        self._cache.set_stamp(user_id, ACCOUNT_GONE)
+        """Refuse the tokens of a deleted account at once in this process, and in the others' outages."""
+        self._generations.publish(user_id, GONE)
 
-    def learn(self, user_id: uuid.UUID, cutoff: datetime | None) -> None:
-        """Tell the cache a cut-off just read from the database (sign-in, sign-up): the next request needs no query."""
-        self._cache.remember_stamp(user_id, to_stamp(cutoff))
+    def learn(self, user_id: uuid.UUID, generation: int, read_at: float | None = None) -> None:
+        """Remember a generation read with the credentials (sign-in, sign-up) at `read_at` (time.monotonic())."""
+        self._generations.learn(user_id, generation, read_at)

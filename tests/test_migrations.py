@@ -165,6 +165,42 @@ def test_0002_adds_and_removes_tokens_valid_after_keeping_accounts(database_url:
     command.downgrade(config, "base")
 
 
+def test_0003_turns_the_cut_off_into_a_session_generation_and_back(database_url: str) -> None:
+    config = alembic_config(database_url)
+    command.upgrade(config, "0002")
+    now = datetime.now(UTC).replace(tzinfo=None)
+    engine = create_engine(database_url, poolclass=NullPool)
+    try:
+        with engine.begin() as connection:
+            for email, cut_off in (("ada@example.com", now), ("bob@example.com", None)):
+                connection.execute(
+                    text(
+                        "INSERT INTO users (id, email_address, password_hash, created_at, updated_at,"
+                        " tokens_valid_after) VALUES (:id, :email, 'hash', :now, :now, :cut_off)"
+                    ),
+                    {"id": uuid.uuid4().hex, "email": email, "now": now, "cut_off": cut_off},
+                )
+    finally:
+        engine.dispose()
+
+    command.upgrade(config, "0003")
+    columns, rows = _user_columns_and_rows(database_url)
+    assert "tokens_valid_after" not in columns
+    # Ada had signed out: her pre-upgrade tokens (no claim, generation 0) stay refused.
+    assert sorted((row["email_address"], row["session_generation"]) for row in rows) == [
+        ("ada@example.com", 1),
+        ("bob@example.com", 0),
+    ]
+
+    command.downgrade(config, "0002")
+    columns, rows = _user_columns_and_rows(database_url)
+    assert "session_generation" not in columns
+    cut_offs = {row["email_address"]: row["tokens_valid_after"] for row in rows}
+    assert cut_offs["ada@example.com"] is not None
+    assert cut_offs["bob@example.com"] is None
+    command.downgrade(config, "base")
+
+
 def test_the_command_line_reports_its_progress(tmp_path: Path) -> None:
     # `alembic upgrade head` says what it ran, in the service's log format (JSON in production).
     env = {key: value for key, value in os.environ.items() if key not in ("LOG_FORMAT", "LOG_LEVEL")}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
@@ -32,26 +32,27 @@ def _sign_out(client: FlaskClient, token: str) -> Any:
     return client.post(SIGN_OUT, headers={"refresh-token": token})
 
 
-def _tokens_valid_after(app: Flask, user_id: str) -> datetime | None:
+def _generation(app: Flask, user_id: str) -> int:
     with db.of(app).engine.connect() as connection:
-        value: datetime | None = connection.execute(
-            select(UserRow.tokens_valid_after).where(UserRow.id == uuid.UUID(user_id))
+        value: int = connection.execute(
+            select(UserRow.session_generation).where(UserRow.id == uuid.UUID(user_id))
         ).scalar_one()
     return value
 
 
-def _refresh_token(user_id: str, iat: int, iat_us: int | None) -> str:
-    """A refresh token as the service issues it, with a chosen issue time."""
+def _refresh_token(user_id: str, generation: int | None) -> str:
+    """A refresh token as the service issues it, in a chosen session generation (None: no claim)."""
+    now = int(time.time())
     claims: dict[str, Any] = {
         "sub": user_id,
         "type": "refresh",
-        "iat": iat,
-        "nbf": iat,
-        "exp": int(time.time()) + 3600,
+        "iat": now,
+        "nbf": now,
+        "exp": now + 3600,
         "jti": str(uuid.uuid4()),
     }
-    if iat_us is not None:
-        claims["iat_us"] = iat_us
+    if generation is not None:
+        claims["gen"] = generation
     return jwt.encode(claims, TEST_SECRET, algorithm="HS256")
 
 
@@ -86,23 +87,18 @@ def test_sign_in_right_after_sign_out_works(client: FlaskClient, sign_up: SignUp
     assert _refresh(client, again["refresh_token"]) == 401
 
 
-def test_the_cut_off_is_exact_to_the_microsecond(app: Flask, client: FlaskClient, sign_up: SignUp) -> None:
+def test_only_the_current_generation_refreshes(app: Flask, client: FlaskClient, sign_up: SignUp) -> None:
     user = sign_up()
+    assert _generation(app, user["id"]) == 0
+    assert _refresh(client, _refresh_token(user["id"], None)) == 200  # no claim: generation 0
     assert _sign_out(client, user["refresh_token"]).status_code == 200
-    cut_off = _tokens_valid_after(app, user["id"])
-    assert cut_off is not None
-    cut_off_us = (cut_off - EPOCH) // timedelta(microseconds=1)
-    second = cut_off_us // 1_000_000
+    assert _generation(app, user["id"]) == 1
 
-    # Same second as the sign-out: before it and at it are refused, after it is accepted.
-    assert _refresh(client, _refresh_token(user["id"], second, cut_off_us - 1)) == 401
-    assert _refresh(client, _refresh_token(user["id"], second, cut_off_us)) == 401
-    assert _refresh(client, _refresh_token(user["id"], second, cut_off_us + 1)) == 200
-    # Without the microsecond claim only `iat` (whole seconds) is known: that second is refused.
-    assert _refresh(client, _refresh_token(user["id"], second, None)) == 401
-    while time.time() < second + 1:  # a token issued in a future second is not yet valid
-        time.sleep(0.05)
-    assert _refresh(client, _refresh_token(user["id"], second + 1, None)) == 200
+    # Whatever the clock says: older generations are refused, a future one too (never issued).
+    assert _refresh(client, _refresh_token(user["id"], 0)) == 401
+    assert _refresh(client, _refresh_token(user["id"], None)) == 401
+    assert _refresh(client, _refresh_token(user["id"], 2)) == 401
+    assert _refresh(client, _refresh_token(user["id"], 1)) == 200
 
 
 def test_sign_out_is_one_update_and_refresh_stays_one_select(
@@ -141,11 +137,11 @@ def test_sign_out_without_a_valid_refresh_token_is_401(
 def test_sign_out_with_a_revoked_or_orphaned_token_is_401(app: Flask, client: FlaskClient, sign_up: SignUp) -> None:
     user = sign_up()
     assert _sign_out(client, user["refresh_token"]).status_code == 200
-    cut_off = _tokens_valid_after(app, user["id"])
+    generation = _generation(app, user["id"])
     response = _sign_out(client, user["refresh_token"])
     assert response.status_code == 401
     assert response.get_json() == {"error": "Token has been revoked"}
-    assert _tokens_valid_after(app, user["id"]) == cut_off  # a revoked token moves nothing
+    assert _generation(app, user["id"]) == generation  # a revoked token moves nothing
 
     other = sign_up("bob@example.com")
     with db.of(app).engine.begin() as connection:

@@ -67,11 +67,12 @@ MALFORMED: dict[str, tuple[str, Any]] = {
     "type-int": ("type", 1),
     "type-list": ("type", ["access"]),
     "type-null": ("type", None),
-    "iat_us-string": ("iat_us", str(NOW * 1_000_000)),
-    "iat_us-huge": ("iat_us", HUGE),
-    "iat_us-minus-huge": ("iat_us", -HUGE),
-    "iat_us-float": ("iat_us", NOW * 1_000_000.0),
-    "iat_us-true": ("iat_us", True),
+    "gen-string": ("gen", "0"),
+    "gen-huge": ("gen", HUGE),
+    "gen-negative": ("gen", -1),
+    "gen-float": ("gen", 0.0),
+    "gen-true": ("gen", True),
+    "gen-null": ("gen", None),
     "jti-int": ("jti", 7),
 }
 
@@ -79,7 +80,7 @@ MALFORMED: dict[str, tuple[str, Any]] = {
 def _token(user_id: str, token_type: str, claim: str | None = None, value: Any = MISSING) -> str:
     claims: dict[str, Any] = {"sub": user_id, "iat": NOW, "nbf": NOW, "exp": int(time.time()) + 600, "type": token_type}
     if token_type == "refresh":
-        claims["iat_us"] = NOW * 1_000_000
+        claims["gen"] = 0
     if claim is not None:
         if value is MISSING:
             claims.pop(claim, None)

@@ -61,7 +61,7 @@ def _assert_not_migrated(response: Any) -> None:
 
 def _token(app: Flask) -> str:
     with app.test_request_context():
-        return issue_tokens(uuid.uuid4())["access_token"]
+        return issue_tokens(uuid.uuid4(), 0)["access_token"]
 
 
 def test_every_call_on_an_empty_database_says_it_is_not_migrated(
@@ -120,11 +120,11 @@ def test_after_alembic_upgrade_head_all_is_well(empty_app: Flask, database_url: 
 
 
 def test_a_database_one_revision_behind_is_not_migrated_either(empty_app: Flask, database_url: str) -> None:
-    # 0001 has the tables but not users.tokens_valid_after: "no such column" / error 1054.
+    # 0001 has the tables but not users.session_generation: "no such column" / error 1054.
     _alembic(database_url, "0001")
     client = empty_app.test_client()
     assert client.get("/readyz").get_json()["checks"]["schema"] == "not migrated"
-    # Sign-up happens to need only 0001's columns; refresh reads the column 0002 adds.
+    # Sign-up happens to need only 0001's columns; refresh reads the column 0003 adds.
     signed_up = client.post(SIGN_UP, json={"email_address": "ada@example.com", "password": PASSWORD})
     refresh = {"refresh-token": signed_up.get_json()["refresh_token"]}
     _assert_not_migrated(client.get(REFRESH, headers=refresh))

@@ -60,7 +60,7 @@ def attempted_account() -> str:
     """
     cached: str | None = g.get("attempted_account")
     if cached is None:
-        email = _signed_in_email() if request.endpoint in SIGNED_IN_ATTEMPTS else _raw_email()
+        email = _signed_in_email() if request.endpoint in SIGNED_IN_ATTEMPTS else attempted_email()
         cached = account_fingerprint(email) if email else NO_EMAIL
         g.attempted_account = cached
     return cached
@@ -72,7 +72,8 @@ def _signed_in_email() -> str | None:
     return None if user is None else user.email_address
 
 
-def _raw_email() -> str | None:
+def attempted_email() -> str | None:
+    """The email a sign-in's form or JSON body names, as sent (unvalidated); None when it names none."""
     if request.mimetype in FORM_TYPES:
         value: object = request.form.get("username")
     else:

@@ -29,9 +29,9 @@ from blueprints.auth.schemas import (
 )
 from blueprints.auth.tokens import (
     current_user_id,
+    generation_of,
     issue_access_token,
     issue_tokens,
-    issued_at,
     verify_refresh_token,
 )
 from blueprints.errors import AuthenticationError
@@ -85,11 +85,11 @@ SET_DEVICE_COOKIE = {
 }
 
 
-def _user_with_tokens(user: User) -> dict[str, Any]:
+def _user_with_tokens(user: User, generation: int) -> dict[str, Any]:
     """The account and a fresh token pair; the client becomes a trusted device of this account."""
     g.user_id = user.id  # for the audit log
-    remember_device(user.email_address)
-    return {**user.model_dump(), **issue_tokens(user.id)}
+    remember_device(user.id)
+    return {**user.model_dump(), **issue_tokens(user.id, generation)}
 
 
 def _refresh_claims() -> dict[str, Any]:
@@ -112,7 +112,7 @@ def sign_up(payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     lowercase; a second account with the same email gets 400.
     """
     user = account_service().sign_up(payload["email_address"], payload["password"], payload["confirm_password"])
-    return _user_with_tokens(user), NO_STORE
+    return _user_with_tokens(user, 0), NO_STORE
 
 
 @blp.route("/sign_in", methods=["POST"])
@@ -148,8 +148,8 @@ def sign_in() -> tuple[dict[str, Any], dict[str, str]]:
     other clients' failures never lock it out.
     """
     email, password = _credentials()
-    user = account_service().sign_in(email, password)
-    return _user_with_tokens(user), NO_STORE
+    user, generation = account_service().sign_in(email, password)
+    return _user_with_tokens(user, generation), NO_STORE
 
 
 def _credentials() -> tuple[str, str]:
@@ -165,9 +165,10 @@ def _credentials() -> tuple[str, str]:
 
 
 @blp.route("/refresh_token", methods=["GET"])
+@limit_auth_per_address
 @blp.doc(parameters=[REFRESH_TOKEN_HEADER])
 @blp.response(200, AccessTokenSchema)
-@errors(blp, 401, 503)
+@errors(blp, 401, 429, 503)
 def refresh_token() -> tuple[dict[str, str], dict[str, str]]:
     """Get a new access token
 
@@ -175,14 +176,16 @@ def refresh_token() -> tuple[dict[str, str], dict[str, str]]:
     and so is a refresh token issued before the user's last sign-out.
     """
     claims = _refresh_claims()
-    user = session_service().user_for_refresh(uuid.UUID(claims["sub"]), issued_at(claims))
-    return {"access_token": issue_access_token(user.id), "token_type": "bearer"}, NO_STORE
+    generation = generation_of(claims)
+    user = session_service().user_for_refresh(uuid.UUID(claims["sub"]), generation)
+    return {"access_token": issue_access_token(user.id, generation), "token_type": "bearer"}, NO_STORE
 
 
 @blp.route("/sign_out", methods=["POST"])
+@limit_auth_per_address
 @blp.doc(parameters=[REFRESH_TOKEN_HEADER])
 @blp.response(200, SignedOutSchema)
-@errors(blp, 401, 503)
+@errors(blp, 401, 429, 503)
 def sign_out() -> tuple[dict[str, str], dict[str, str]]:
     """Sign out everywhere
 
@@ -190,7 +193,7 @@ def sign_out() -> tuple[dict[str, str], dict[str, str]]:
     to you until now stops working, on every device, within a second.
     """
     claims = _refresh_claims()
-    session_service().sign_out(uuid.UUID(claims["sub"]), issued_at(claims))
+    session_service().sign_out(uuid.UUID(claims["sub"]), generation_of(claims))
     return {"status": "signed out"}, NO_STORE
 
 
@@ -199,7 +202,7 @@ def sign_out() -> tuple[dict[str, str], dict[str, str]]:
 @limit_sign_in_failures
 @limit_device_sign_in_failures
 @blp.arguments(ChangePasswordSchema, example=CHANGE_PASSWORD_EXAMPLE)
-@blp.response(200, PasswordChangedSchema)
+@blp.response(200, PasswordChangedSchema, headers=SET_DEVICE_COOKIE)
 @blp.doc(security=BEARER_SECURITY)
 @errors(blp, 400, 401, 413, 429, 503)
 def change_password(payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -210,10 +213,11 @@ def change_password(payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, 
     a second. The answer carries a fresh token pair for you. A wrong current password is 401
     and counts toward the failed sign-in limit of the account.
     """
-    user, cutoff = account_service().change_password(
+    user, generation = account_service().change_password(
         current_user_id(), payload["current_password"], payload["new_password"], payload["confirm_password"]
     )
-    return {"status": "password changed", **issue_tokens(user.id, after=cutoff)}, NO_STORE
+    remember_device(user.id)  # the old cookies were for the old password
+    return {"status": "password changed", **issue_tokens(user.id, generation)}, NO_STORE
 
 
 @blp.route("/account", methods=["DELETE"])

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
@@ -28,28 +27,20 @@ from flask_jwt_extended.exceptions import JWTDecodeError
 from blueprints.errors import AuthenticationError
 from dependencies import session_service
 
-# `iat` has whole seconds; sign-out must tell a token issued just before it from one issued
-# just after it within the same second, so tokens also carry microseconds.
-ISSUED_AT_US_CLAIM = "iat_us"
+# The account's session generation when the token's issuing checked its credentials or session
+# (services/sessions.py); absent means 0, the generation every account starts in.
+GENERATION_CLAIM = "gen"
+MAX_GENERATION = 2**31 - 1
 TOKEN_TYPES = ("access", "refresh")
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # 9999-12-31T23:59:59Z, the last second a datetime holds.
 LATEST_TIME = 253_402_300_799
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def _issued_now(after: datetime | None) -> dict[str, int]:
-    """The microsecond issue-time claim: now, and strictly after `after` (a session cut-off) when given."""
-    issued_us = (datetime.now(UTC) - EPOCH) // timedelta(microseconds=1)
-    if after is not None:
-        issued_us = max(issued_us, (after - EPOCH) // timedelta(microseconds=1) + 1)
-    return {ISSUED_AT_US_CLAIM: issued_us}
-
-
-def issue_tokens(user_id: uuid.UUID, *, after: datetime | None = None) -> dict[str, str]:
-    """A fresh access and refresh token pair for the user, issued after the cut-off `after` if given."""
-    identity, claims = str(user_id), _issued_now(after)
+def issue_tokens(user_id: uuid.UUID, generation: int) -> dict[str, str]:
+    """A fresh access and refresh token pair for the user, in the session generation their issuing read."""
+    identity, claims = str(user_id), {GENERATION_CLAIM: generation}
     return {
         "access_token": create_access_token(identity=identity, fresh=True, additional_claims=claims),
         "refresh_token": create_refresh_token(identity=identity, additional_claims=claims),
@@ -57,21 +48,27 @@ def issue_tokens(user_id: uuid.UUID, *, after: datetime | None = None) -> dict[s
     }
 
 
-def issue_access_token(user_id: uuid.UUID) -> str:
-    """A new access token, as refresh hands out."""
-    token: str = create_access_token(identity=str(user_id), additional_claims=_issued_now(None))
+def issue_access_token(user_id: uuid.UUID, generation: int) -> str:
+    """A new access token in the refresh token's generation, as refresh hands out."""
+    token: str = create_access_token(identity=str(user_id), additional_claims={GENERATION_CLAIM: generation})
     return token
 
 
-def _is_time(value: object, scale: int = 1) -> bool:
-    """A JSON number (never a bool or a numeric string) between 1970 and the end of year 9999, in 1/scale s.
+def generation_of(claims: dict[str, Any]) -> int:
+    """The session generation a verified token was issued in."""
+    generation: int = claims.get(GENERATION_CLAIM, 0)
+    return generation
+
+
+def _is_time(value: object) -> bool:
+    """A JSON number (never a bool or a numeric string) between 1970 and the end of year 9999, in seconds.
 
     NaN and infinities (Python's JSON reads them) and times no datetime can hold are malformed,
     not merely expired or immature.
     """
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False
-    return 0 <= value <= LATEST_TIME * scale  # False for NaN too
+    return 0 <= value <= LATEST_TIME  # False for NaN too
 
 
 def _names_a_user(subject: object) -> bool:
@@ -92,7 +89,7 @@ def check_token_shape(_header: dict[str, Any], claims: dict[str, Any]) -> str:
     defects is refused here with the library's own JWTDecodeError (401). Run on the unverified
     claims, it can only refuse.
     """
-    issued_us = claims.get(ISSUED_AT_US_CLAIM, 0)
+    generation = claims.get(GENERATION_CLAIM, 0)
     well_formed = (
         _is_time(claims.get("exp"))
         and _is_time(claims.get("iat"))
@@ -100,8 +97,9 @@ def check_token_shape(_header: dict[str, Any], claims: dict[str, Any]) -> str:
         and isinstance(claims.get("type"), str)
         and claims["type"] in TOKEN_TYPES
         and _names_a_user(claims.get("sub"))
-        and isinstance(issued_us, int)
-        and _is_time(issued_us, scale=1_000_000)
+        and isinstance(generation, int)
+        and not isinstance(generation, bool)
+        and 0 <= generation <= MAX_GENERATION
     )
     if not well_formed:
         raise JWTDecodeError("Invalid token")
@@ -120,12 +118,11 @@ def user_id_of(_header: dict[str, Any], claims: dict[str, Any]) -> uuid.UUID:
 
 
 def is_revoked(_header: dict[str, Any], claims: dict[str, Any]) -> bool:
-    """token_in_blocklist_loader: an access token is refused once its user signed out, changed the password or left.
+    """token_in_blocklist_loader: an access token is refused once its account's sessions ended or it left.
 
-    One read of the per-user cache (the same one a cached listing needs); the database only
-    when the cache does not know the user's cut-off.
+    The session rules (services/sessions.py) decide from the token's generation claim.
     """
-    return session_service().is_revoked(uuid.UUID(claims["sub"]), issued_at(claims))
+    return session_service().is_revoked(uuid.UUID(claims["sub"]), generation_of(claims))
 
 
 def register_token_checks(jwt: JWTManager) -> None:
@@ -142,21 +139,6 @@ def verify_refresh_token(token: str) -> dict[str, Any]:
         raise AuthenticationError("Expected a refresh token")
     g.user_id = uuid.UUID(claims["sub"])  # for the audit log
     return claims
-
-
-def issued_at(claims: dict[str, Any]) -> datetime:
-    """When a verified token was issued, to the microsecond when it says so.
-
-    A token without the microsecond claim counts as issued at the start of its `iat` second,
-    so a sign-out in that same second still revokes it (refusing too much, never too little).
-    """
-    try:
-        micro = claims.get(ISSUED_AT_US_CLAIM)
-        if micro is not None:
-            return EPOCH + timedelta(microseconds=micro)
-        return EPOCH + timedelta(seconds=int(claims["iat"]))
-    except OverflowError as exc:
-        raise AuthenticationError("Invalid token") from exc
 
 
 def jwt_required_in_header_or_body(view: Callable[P, R]) -> Callable[P, R]:
