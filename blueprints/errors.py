@@ -121,8 +121,9 @@ def _handle_http_exception(error: HTTPException) -> Response:
         return validation_response(data["messages"])
     headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
     status = error.code or 500
-    if status == 413:
-        # The rest of an oversized body may still be on its way: the server closes the connection.
+    if status in (413, 501):
+        # The rest of a body (oversized, or in a coding not read) may still be on its way: the
+        # server closes the connection.
         request.environ[CLOSE_CONNECTION] = True
     return error_response(status, error.description or error.name, headers)
 

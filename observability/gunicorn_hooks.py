@@ -3,7 +3,8 @@
 All of these run in the gunicorn master:
 
 - `on_starting`: validate the settings once, before any worker is forked, so a bad setting is
-  reported in one line instead of once per worker; with METRICS_PORT set, give the workers a
+  reported in one line instead of once per worker (settings that clash with the worker count
+  too); with METRICS_PORT set, give the workers a
   fresh PROMETHEUS_MULTIPROC_DIR, where each one writes its counters (prometheus_client's
   multiprocess mode).
 - `when_ready`: serve every worker's metrics, summed, on METRICS_PORT.
@@ -36,6 +37,12 @@ def on_starting(server: Any) -> None:
         _settings = load_settings()
     except ConfigError as exc:
         _refuse_to_start(server, f"Error: {exc}")
+    if _settings.cache_backend == "simple" and server.cfg.workers > 1:
+        _refuse_to_start(
+            server,
+            "Error: CACHE_BACKEND=simple is per process; with several workers a write or sign-out on one "
+            "is unseen by the others: use filesystem or REDIS_URL, or WEB_CONCURRENCY=1",
+        )
     if _settings.metrics_port is None:
         return
     operator_dir = os.environ.get(MULTIPROC_ENV)

@@ -12,7 +12,8 @@ REDACTED = "[REDACTED]"
 # harmless parameter costs nothing; missing a secret one puts it in every log archive.
 SENSITIVE_NAME = re.compile(r"token|passw|pwd|secret|key|auth|credential|session|signature|^sig$|jwt|code")
 # `name=value` right after `?`, `&` or `;`: a query string inside a request line, a URL or a message.
-_PARAMETER = re.compile(r"(?<=[?&;])([^=&;\s\"'#?]+)=([^&;\s\"'#]*)")
+# The value runs to the next separator, quotes included: a quote may be part of the secret.
+_PARAMETER = re.compile(r"(?<=[?&;])([^=&;\s#?]+)=([^&;\s#]*)")
 # Header and payload of a JWT both start with base64 of '{"'.
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 # scheme://user:password@host

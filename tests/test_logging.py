@@ -41,6 +41,10 @@ JWT = (
         ("/x?PassWord=a&pass%77ord=b", f"/x?PassWord={REDACTED}&pass%77ord={REDACTED}"),
         ('"GET /x?token=abc HTTP/1.1" 200', f'"GET /x?token={REDACTED} HTTP/1.1" 200'),
         (f"/x?{JWT}", f"/x?{REDACTED}"),
+        # A quote does not end a secret: it may be part of it.
+        ("/x?password=x'SECRET", f"/x?password={REDACTED}"),
+        ('/x?token=a"SECRET&limit=1', f"/x?token={REDACTED}&limit=1"),
+        ("/reset?token='SECRET' sent", f"/reset?token={REDACTED} sent"),
         (f"Bearer {JWT} refused", f"Bearer {REDACTED} refused"),
         ("mysql+pymysql://posts:s3cret@db:3306/posts", f"mysql+pymysql://posts:{REDACTED}@db:3306/posts"),
         ("/api/v1/posts/delete_my_post?post_id=5bb9ba60-2e5f-42b1-baf4-a9f74329baa0", None),

@@ -244,3 +244,16 @@ def test_each_greenlets_request_closes_only_its_own_connection() -> None:
 
     gevent.joinall([gevent.spawn(serve, path) for path in ("/keep", "/close", "/keep-too")], raise_error=True)
     assert closed == ["/close"]
+
+
+@pytest.mark.parametrize("coding", ["gzip, chunked", "deflate", "chunked, chunked", "GZIP , Chunked"])
+def test_a_transfer_coding_other_than_chunked_alone_is_501_before_the_body_is_read(client: Any, coding: str) -> None:
+    body = io.BytesIO(b'{"text": "never read"}')
+    response = client.post(
+        "/api/v1/posts/add-post",
+        input_stream=body,
+        headers={"Transfer-Encoding": coding, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 501
+    assert response.get_json() == {"error": "Transfer coding not implemented"}
+    assert body.tell() == 0  # not a byte read: 501 comes before authentication too (the server closes: e2e)

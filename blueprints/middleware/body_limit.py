@@ -7,9 +7,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from flask import current_app, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug import exceptions
 
 TOO_LARGE_KEY = "posts.body_too_large"
+# Set when the body comes in a transfer coding other than `chunked` alone: never read, 501.
+UNSUPPORTED_CODING_KEY = "posts.unsupported_transfer_coding"
 # Set in the WSGI environ when the server should close the connection after this response (a
 # 413: the rest of the body may still be arriving). Apps must not send hop-by-hop headers
 # (PEP 3333), so the server (serving.connection) announces `Connection: close` itself.
@@ -29,8 +31,15 @@ class ChunkedBodyLimit:
         self._limit = limit
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        """Buffer a length-less body, or mark the request as too large."""
-        if not environ.get("CONTENT_LENGTH") and _has_streamed_body(environ):
+        """Buffer a length-less body, or mark the request as too large or in an unsupported coding."""
+        codings = _transfer_codings(environ)
+        if codings and codings != ["chunked"]:
+            # gzip, deflate...: the body would need decoding nobody here does. Not read at all.
+            environ[UNSUPPORTED_CODING_KEY] = True
+            environ["wsgi.input"] = io.BytesIO(b"")
+            environ["CONTENT_LENGTH"] = "0"
+            environ.pop("HTTP_TRANSFER_ENCODING", None)
+        elif not environ.get("CONTENT_LENGTH") and codings:
             body = environ["wsgi.input"].read(self._limit + 1)
             if len(body) > self._limit:
                 environ[TOO_LARGE_KEY] = True
@@ -42,13 +51,17 @@ class ChunkedBodyLimit:
         return self._app(environ, start_response)  # type: ignore[no-any-return]
 
 
-def _has_streamed_body(environ: dict[str, Any]) -> bool:
-    return "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+def _transfer_codings(environ: dict[str, Any]) -> list[str]:
+    """The request's transfer codings, lower-cased, in order ([] without Transfer-Encoding)."""
+    value = environ.get("HTTP_TRANSFER_ENCODING", "")
+    return [coding.strip().lower() for coding in value.split(",") if coding.strip()]
 
 
 def reject_oversized_body() -> None:
-    """before_request hook: 413 for any declared or streamed body over the limit, parsed or not."""
+    """before_request hook: 501 for an unsupported transfer coding; 413 for any body over the limit, parsed or not."""
+    if request.environ.get(UNSUPPORTED_CODING_KEY):
+        raise exceptions.NotImplemented("Transfer coding not implemented")
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     declared = request.content_length
     if request.environ.get(TOO_LARGE_KEY) or (declared is not None and declared > limit):
-        raise RequestEntityTooLarge(f"Request body exceeds the limit of {limit} bytes (1 MiB)")
+        raise exceptions.RequestEntityTooLarge(f"Request body exceeds the limit of {limit} bytes (1 MiB)")

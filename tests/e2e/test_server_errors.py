@@ -33,6 +33,15 @@ CASES = {
         501,
         f"{ADD}Transfer-Encoding: frobnicate, chunked\r\n\r\n0\r\n\r\n",
     ),
+    # gunicorn knows gzip and lets it through; the app refuses it before reading the body.
+    "gzip-then-chunked": (
+        501,
+        f"{ADD}Transfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    ),
+}
+EXACT = {
+    "unknown-transfer-coding": {"error": "Transfer coding not implemented"},
+    "gzip-then-chunked": {"error": "Transfer coding not implemented"},
 }
 
 
@@ -51,6 +60,7 @@ def test_gunicorns_own_refusals_are_json(gunicorn: LiveServer) -> None:
             assert response.headers["connection"] == "close", name
             body = response.json()
             assert list(body) == ["error"], (name, body)
+            assert body == EXACT.get(name, body), name
             assert isinstance(body["error"], str)
             assert body["error"]
             assert b"<" not in response.body, name

@@ -125,6 +125,24 @@ def test_a_bad_configuration_is_one_line_without_secrets(tmp_path: Path, entry_p
     assert "Traceback" not in output, output
 
 
+def test_the_in_process_cache_with_several_workers_is_refused(tmp_path: Path) -> None:
+    # Each worker would keep its own listings: a write on one, a stale read on another.
+    env = _environment(
+        tmp_path,
+        {
+            "APP_ENV": "production",
+            "JWT_SECRET_KEY": GOOD_KEY,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'ok.db'}",
+            "CACHE_BACKEND": "simple",
+        },
+    )
+    status, output = _run(COMMANDS["gunicorn"], env)
+    assert status != 0, output
+    errors = [message for message in _messages(output) if message.startswith("Error:")]
+    assert len(errors) == 1 and "CACHE_BACKEND" in errors[0] and "WEB_CONCURRENCY" in errors[0], output
+    assert "Booting worker" not in output, output
+
+
 def test_a_good_configuration_passes_the_same_checks(tmp_path: Path) -> None:
     # The cases above differ from this one only in the configuration: with it, the CLI runs.
     database = tmp_path / "ok.db"
