@@ -8,7 +8,19 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, CursorResult, Executable, Table, bindparam, case, delete, insert, null, select
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    Engine,
+    Executable,
+    Table,
+    bindparam,
+    case,
+    delete,
+    insert,
+    null,
+    select,
+)
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -36,13 +48,20 @@ _posts = cast(Table, PostRow.__table__)
 _anchor = _posts.alias("anchor")
 # Built once: each call then only binds parameters (SQLAlchemy caches the compiled form).
 _INSERT = insert(_posts)
+# Every listing statement also returns `seq`, where the next read continues (PostRows.last_seq).
 _LIST = (
-    select(_posts.c.id, _posts.c.text, _posts.c.created_at)
+    select(_posts.c.id, _posts.c.text, _posts.c.created_at, _posts.c.seq)
     .where(_posts.c.user_id == bindparam("user_id"))
     .order_by(_posts.c.seq.desc())
     .execution_options(**_STREAMED)
 )
 _FIRST_PAGE = _LIST.limit(bindparam("count"))
+_OLDER = (
+    _LIST.where(_posts.c.seq < bindparam("below"))
+    .limit(bindparam("count"))
+    .with_hint(_posts, _SEEK_HINT, "mysql")
+    .with_hint(_posts, _SEEK_HINT, "mariadb")
+)
 # A later page in one statement: the posts from the anchor (`before`) down. The anchor row comes
 # first, so no rows at all means "not one of this user's posts"; its text is not sent.
 _anchor_seq = (
@@ -55,6 +74,7 @@ _LATER_PAGE = (
         _posts.c.id,
         case((_posts.c.id == bindparam("before"), null()), else_=_posts.c.text),
         _posts.c.created_at,
+        _posts.c.seq,
     )
     .where(_posts.c.user_id == bindparam("user_id"), _posts.c.seq <= _anchor_seq)
     .order_by(_posts.c.seq.desc())
@@ -81,13 +101,14 @@ class PostRows:
         self._limit = limit
         self._read = 0
         self._finished = False
+        self.last_seq: int | None = None
 
     def __iter__(self) -> Iterator[Post]:
         """The rows themselves: the iterator is its own."""
         return self
 
     def __next__(self) -> Post:
-        """The next post; StopIteration after the last."""
+        """The next post; StopIteration after the last. `last_seq` is then its position."""
         try:
             row = next(self._rows)
         except BaseException:
@@ -97,7 +118,7 @@ class PostRows:
             raise
         self._read += 1
         # Rows come from our own schema; they are only encoded, so plain tuples suffice.
-        post_id, text, created_at = row
+        post_id, text, created_at, self.last_seq = row
         return Post(post_id, text, created_at)
 
     def close(self) -> None:
@@ -185,6 +206,19 @@ class PostRepository:
             return None
         return rows
 
+    def older_reader(self, user_id: uuid.UUID) -> Callable[[int, int], PostRows]:
+        """A reader of the user's posts below a position: `read(below, count)` runs one SELECT of at most `count`.
+
+        Bound to the engine, not to this request's session: a streamed listing reads its later
+        batches after the request's teardown, each on a connection of its own.
+        """
+        engine = self._session.get_bind().engine
+
+        def read(below: int, count: int) -> PostRows:
+            return _run(engine, _OLDER, {"user_id": user_id, "below": below, "count": count}, limit=count)
+
+        return read
+
     def delete_owned(self, user_id: uuid.UUID, post_id: uuid.UUID) -> bool:
         """Delete the post if this user owns it, in one statement; False when nothing matched."""
         result = self._session.connection().execute(_DELETE_OWNED, {"post_id": post_id, "user_id": user_id})
@@ -199,10 +233,15 @@ class PostRepository:
 
     def _stream(self, statement: Executable, parameters: dict[str, Any], limit: int | None) -> PostRows:
         """Run a listing statement on a connection of its own, from the session's engine."""
-        connection = self._session.get_bind().engine.connect()
-        try:
-            result = connection.execute(statement, parameters)
-        except BaseException:
-            connection.close()
-            raise
-        return PostRows(connection, result, limit)
+        return _run(self._session.get_bind().engine, statement, parameters, limit)
+
+
+def _run(engine: Engine, statement: Executable, parameters: dict[str, Any], limit: int | None) -> PostRows:
+    """Run a listing statement on a connection of its own; the rows give it back when closed."""
+    connection = engine.connect()
+    try:
+        result = connection.execute(statement, parameters)
+    except BaseException:
+        connection.close()
+        raise
+    return PostRows(connection, result, limit)

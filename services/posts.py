@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -16,8 +16,12 @@ from repositories.errors import UnknownOwnerError
 from repositories.posts import PostRepository, PostRows
 from services.errors import PostNotFoundError, UnknownUserError
 
-# A streamed listing is sent in pieces of about this size (a single large post is one piece).
-STREAM_CHUNK_BYTES = 64 * 1024
+# A streamed listing is read and sent in batches of about this size (a single large post is one
+# batch). Each batch is one SELECT on a connection returned before the batch is sent, so a client
+# that stops reading holds no database connection, and a worker at most one batch of memory.
+STREAM_BATCH_BYTES = 256 * 1024
+# Rows per batch SELECT, adapted to the sizes seen so far, within these bounds.
+MIN_BATCH_ROWS, MAX_BATCH_ROWS = 1, 1000
 # A page stops early, before `limit` posts, once its body would pass this size (it always holds
 # at least one post): so every page is buffered, sent with Content-Length and a correct Link,
 # in at most this plus one post of memory. DynamoDB's Query caps a page at 1 MB the same way.
@@ -64,19 +68,26 @@ class ListingInterruptedError(Exception):
 
 
 class ListingStream:
-    """The body of a listing too large to buffer: the encoded start, then the rest as rows arrive.
+    """The body of a listing too large to buffer: the encoded start, then the rest in keyset batches.
 
-    Iterate once; `close()` releases the database connection, whether or not the body was read
-    to its end. A database error while iterating raises ListingInterruptedError (from that error).
+    Iterate once. Each batch reads the posts below the last one sent, in one SELECT whose
+    connection goes back to the pool before the batch is yielded. Between batches the listing
+    is not a snapshot: a post deleted meanwhile may be missing, one added meanwhile (newer than
+    the start) never appears. A database error raises ListingInterruptedError (from that error).
     """
 
-    def __init__(self, user_id: uuid.UUID, head: list[bytes], rows: PostRows) -> None:
+    def __init__(
+        self, user_id: uuid.UUID, head: list[bytes], below: int, read: Callable[[int, int], PostRows] | None
+    ) -> None:
+        """`head` is the start already read, `below` the position of its last post; `read` None: that was all."""
         self._user_id = user_id
         self._head: list[bytes] | None = head
-        self._rows = rows
+        self._below = below
+        self._read = read
+        self._count = _batch_rows(sum(map(len, head)), len(head))
 
     def __iter__(self) -> Iterator[bytes]:
-        """The body in pieces of about STREAM_CHUNK_BYTES; the first is the buffered start."""
+        """The body in batches of about STREAM_BATCH_BYTES; the first is the buffered start."""
         head, self._head = self._head, None
         if head is None:
             raise RuntimeError("a listing stream can be read only once")
@@ -85,27 +96,46 @@ class ListingStream:
         sent = len(first)
         yield first
         del first
+        while self._read is not None:
+            try:
+                pieces, rows, more = self._next_batch(self._read)
+            except Exception as error:
+                raise ListingInterruptedError(self._user_id, sent) from error
+            if pieces:
+                batch = b"," + b",".join(pieces)
+                del pieces
+                sent += len(batch)
+                yield batch
+                del batch
+            if not more:
+                break
+            self._count = _batch_rows(STREAM_BATCH_BYTES, rows)
+        yield b"]"
+
+    def _next_batch(self, read: Callable[[int, int], PostRows]) -> tuple[list[bytes], int, bool]:
+        """The next batch's encoded posts, how many fit the batch size, and whether any may remain."""
+        rows = read(self._below, self._count)
         pieces: list[bytes] = []
         size = 0
         try:
-            for post in self._rows:
+            for post in rows:
                 piece = _encode(post)
-                pieces += (b",", piece)
+                pieces.append(piece)
                 size += len(piece) + 1
-                if size >= STREAM_CHUNK_BYTES:
-                    chunk, pieces, size = b"".join(pieces), [], 0
-                    sent += len(chunk)
-                    yield chunk
-        except Exception as error:
-            raise ListingInterruptedError(self._user_id, sent) from error
+                if size >= STREAM_BATCH_BYTES:
+                    break
         finally:
-            self._rows.close()  # as soon as the rows are read (or the reading stopped), not at the response's end
-        pieces.append(b"]")
-        yield b"".join(pieces)
+            rows.close()  # before the batch is sent: a stalled client holds no connection
+        if rows.last_seq is not None:
+            self._below = rows.last_seq
+        full = size >= STREAM_BATCH_BYTES
+        return pieces, len(pieces), full or len(pieces) == self._count
 
-    def close(self) -> None:
-        """Release the rows' database connection (idempotent)."""
-        self._rows.close()
+
+def _batch_rows(size: int, rows: int) -> int:
+    """Rows for the next batch SELECT: about STREAM_BATCH_BYTES at the average size seen (`size` over `rows`)."""
+    average = max(1, size // max(1, rows))
+    return max(MIN_BATCH_ROWS, min(MAX_BATCH_ROWS, STREAM_BATCH_BYTES // average))
 
 
 @dataclass(frozen=True)
@@ -178,20 +208,22 @@ class PostService:
         rows = self._posts.stream_for_user(user_id)
         try:
             pieces, complete = _take(rows, self._cache.max_entry_bytes)
-        except BaseException:
+            # One row more tells a listing that only just passed the cache's size from a longer one.
+            extra = None if complete else next(rows, None)
+        finally:
             rows.close()
-            raise
         if not complete:
-            listing = Listing(tag, stream=ListingStream(user_id, pieces, rows))
+            if extra is not None:
+                pieces.append(_encode(extra))
+            more = extra is not None and rows.last_seq is not None
+            reader = self._posts.older_reader(user_id) if more else None
+            listing = Listing(tag, stream=ListingStream(user_id, pieces, rows.last_seq or 0, reader))
         else:
-            rows.close()
             body = b"[" + b",".join(pieces) + b"]"
             # Stored under the version read *before* the query (see `listing`).
             self._cache.put(user_id, version, body)
             listing = Listing(tag or _tag(user_id, WHOLE, b"b", body), body=body)
         if validators.current(listing.tag):
-            if listing.stream is not None:
-                listing.stream.close()
             return Listing(listing.tag)
         return listing
 

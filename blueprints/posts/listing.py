@@ -66,11 +66,10 @@ def listing_response(listing: Listing, query: dict[str, Any]) -> Response:
 
 
 def _streamed(stream: ListingStream, headers: dict[str, str]) -> Response:
-    """A chunked response; the stream's database connection is released however the response ends.
+    """A chunked response; the stream holds no database connection between its batches.
 
-    Response.close runs when the server is done with the body: read to the end, client gone,
-    HEAD (never read), or an error. The stream owns its connection rather than using the
-    request's session, which Flask's teardown closes when the view returns, before the body is sent.
+    The stream reads on connections of its own rather than the request's session, which Flask's
+    teardown closes when the view returns, before the body is sent.
     """
     current_request = request_id()
 
@@ -83,6 +82,4 @@ def _streamed(stream: ListingStream, headers: dict[str, str]) -> Response:
             log.error("%s: %s (request %s)", error, type(error.__cause__).__name__, current_request)
             raise
 
-    response = Response(chunks(), mimetype="application/json", headers=headers)
-    response.call_on_close(stream.close)
-    return response
+    return Response(chunks(), mimetype="application/json", headers=headers)

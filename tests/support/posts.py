@@ -54,9 +54,8 @@ def expected_listing(engine: Engine, user_id: uuid.UUID | str) -> bytes:
     return orjson.dumps([{"id": row.id, "text": row.text, "created_at": row.created_at} for row in rows])
 
 
-def kill_listing_queries(database_url: str, what: str = "QUERY") -> int:
-    """MariaDB: KILL QUERY (or CONNECTION) of each listing SELECT running on this database; how many."""
-    assert what in ("QUERY", "CONNECTION"), what
+def kill_connections(database_url: str) -> int:
+    """MariaDB: KILL CONNECTION of every other client connected to this database (the service's pool); how many."""
     url = make_url(database_url)
     connection = pymysql.connect(
         host=url.host, port=url.port, user=url.username, password=url.password or "", connect_timeout=5
@@ -64,12 +63,12 @@ def kill_listing_queries(database_url: str, what: str = "QUERY") -> int:
     try:
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = %s AND INFO LIKE %s",
-                (url.database, "SELECT posts.id, posts.text%"),
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = %s AND ID <> CONNECTION_ID()",
+                (url.database,),
             )
             ids = [row[0] for row in cursor.fetchall()]
             for connection_id in ids:
-                cursor.execute(f"KILL {what} {int(connection_id)}")
+                cursor.execute(f"KILL CONNECTION {int(connection_id)}")
         return len(ids)
     finally:
         connection.close()
