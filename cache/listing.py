@@ -62,6 +62,11 @@ class VersionedListingCache:
         self._retrier: threading.Thread | None = None
 
     @property
+    def memo_bytes(self) -> int:
+        """Bytes of listing bodies this process holds in its memo (0 without one)."""
+        return 0 if self._memo is None else self._memo.size_bytes
+
+    @property
     def max_entry_bytes(self) -> int:
         """The largest body `put` stores; a listing that grows past it is streamed, not cached."""
         return self._max_entry_bytes

@@ -62,11 +62,14 @@ class SessionGenerations:
             if old is not None and old.generation > generation:
                 self._known.move_to_end(user_id)
                 return
-            same = old is not None and old.generation == generation
-            self._known[user_id] = Known(generation, max(seen_at, old.seen_at) if old and same else seen_at)
+            if old is not None and old.generation == generation:
+                seen_at = max(seen_at, old.seen_at)
+            self._known[user_id] = Known(generation, seen_at)
             self._known.move_to_end(user_id)
             while len(self._known) > self._max_users:
                 self._known.popitem(last=False)
+        if old is None:
+            self._share_if_absent(user_id, generation)
 
     def publish(self, user_id: uuid.UUID, generation: int) -> None:
         """Remember a generation this process just committed, and share it for when the database is down."""
@@ -76,6 +79,20 @@ class SessionGenerations:
         except Exception:  # the database already holds the ending; the copy only serves its outages
             stored = False
         if stored is False:
+            log.warning("session generation of user %s not shared (cache unavailable)", user_id)
+
+    def _share_if_absent(self, user_id: uuid.UUID, generation: int) -> None:
+        """Give the shared copy a first value (never replacing one: it may be a newer ending's).
+
+        So that a worker which never served the account can still vouch for its tokens while the
+        database is down. Once per account per process.
+        """
+        key = _key(user_id)
+        try:
+            # FileSystemCache.add refuses while an expired entry's file is still there: then set.
+            if not self._backend.add(key, generation, timeout=self._copy_timeout) and self._backend.get(key) is None:
+                self._backend.set(key, generation, timeout=self._copy_timeout)
+        except Exception:  # only an outage's fallback is lost; the database still decides
             log.warning("session generation of user %s not shared (cache unavailable)", user_id)
 
     def shared(self, user_id: uuid.UUID) -> int | None:

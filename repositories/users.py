@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session
 
@@ -16,6 +16,7 @@ from models.entities import User
 from models.tables import PostRow, UserRow
 from repositories.database import DatabaseUnavailableError
 from repositories.errors import DuplicateEmailError
+from repositories.schema import is_missing_schema
 
 # What the rest of the service sees of an account (never the password hash).
 _USER_COLUMNS = (UserRow.id, UserRow.email_address, UserRow.created_at, UserRow.updated_at)
@@ -72,15 +73,15 @@ class UserRepository:
     def session_generation(self, user_id: uuid.UUID) -> int | None:
         """The account's session generation (None: no such account), in one SELECT.
 
-        DatabaseUnavailableError when the database is known down or the connection dropped, so the
-        caller may fall back; other errors (an unmigrated schema) propagate.
+        DatabaseUnavailableError when the database is down (known down, unreachable, connection
+        lost), so the caller may fall back; other errors (an unmigrated schema) propagate.
         """
         try:
             row = self._session.execute(select(UserRow.session_generation).where(UserRow.id == user_id)).one_or_none()
         except PoolTimeoutError:
             raise DatabaseUnavailableError from None
-        except DBAPIError as exc:
-            if not exc.connection_invalidated:
+        except OperationalError as exc:
+            if is_missing_schema(exc):
                 raise
             self._session.rollback()
             raise DatabaseUnavailableError from exc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,8 +13,21 @@ from sqlalchemy import Engine, event
 
 from app import create_app
 from config import load_settings
-from extensions import db
-from tests.support.api import DELETE, LIST, TEST_SECRET, Api, SignUp, bearer, id_and_token
+from extensions import db, flask_cache
+from tests.support.api import (
+    ADA,
+    ADD,
+    DELETE,
+    LIST,
+    PASSWORD,
+    SIGN_UP,
+    TEST_SECRET,
+    Api,
+    MakeClient,
+    SignUp,
+    bearer,
+    id_and_token,
+)
 from tests.support.posts import insert_posts
 from tests.support.redis import RedisServer
 
@@ -197,3 +211,18 @@ def test_while_the_cache_is_unavailable_the_etag_comes_from_the_body(
     response = _get(uncached, token)
     assert response.status_code == 200 and "ETag" not in response.headers
     assert len(response.get_json()) == 10
+
+
+def test_tags_stay_stable_after_the_filesystem_caches_entries_expire(make_client: MakeClient, tmp_path: Path) -> None:
+    client = make_client(cache_backend="filesystem", cache_dir=str(tmp_path / "cache"))
+    signed_up = client.post(SIGN_UP, json={"email_address": ADA, "password": PASSWORD}).get_json()
+    user_id, headers = signed_up["id"], bearer(signed_up["access_token"])
+    assert client.post(ADD, json={"text": "hello"}, headers=headers).status_code == 200
+    assert client.get(LIST, headers=headers).status_code == 200
+    backend = client.application.extensions["cache"][flask_cache]
+    backend.set(f"v:{user_id}", "long-expired", timeout=-10)  # what a quiet CACHE_TIMEOUT_SECONDS leaves
+    first = client.get(LIST, headers=headers)
+    second = client.get(LIST, headers=headers)
+    assert first.headers["ETag"] == second.headers["ETag"]
+    again = client.get(LIST, headers={**headers, "If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 304

@@ -77,7 +77,7 @@ def test_a_body_read_from_the_shared_cache_is_remembered(tmp_path: Path) -> None
     version, _ = first.get(user_id)
     first.put(user_id, version, b"[shared]")
     assert second.get(user_id) == (version, b"[shared]")
-    assert second._memo is not None and second._memo.size_bytes == len(b"[shared]")
+    assert second.memo_bytes == len(b"[shared]")
 
 
 def test_a_shared_body_past_its_lifetime_is_not_remembered(tmp_path: Path) -> None:
@@ -88,7 +88,22 @@ def test_a_shared_body_past_its_lifetime_is_not_remembered(tmp_path: Path) -> No
     # Stored 301 s ago by another worker (the backend's own expiry is a separate, later check).
     backend.set(f"l:{user_id}:{version}", (time.time() - 301, b"[aged]"), timeout=300)
     assert worker.get(user_id) == (version, b"[aged]")
-    assert worker._memo is not None and worker._memo.size_bytes == 0
+    assert worker.memo_bytes == 0
+
+
+def test_an_expired_version_is_replaced_once_and_then_kept(tmp_path: Path) -> None:
+    # FileSystemCache.add refuses while an expired entry's file is still there: the version must
+    # still be stored once, or every read would make up a new one (new tags, orphan bodies).
+    backend = FileSystemCache(str(tmp_path))
+    listing = VersionedListingCache(cast(Any, backend), 300, 1024)
+    user_id = uuid.uuid4()
+    backend.set(f"v:{user_id}", "expired", timeout=-10)
+    assert backend.get(f"v:{user_id}") is None and not backend.add(f"v:{user_id}", "x")
+    first = listing.version(user_id)
+    assert first not in ("", "expired")
+    assert [listing.version(user_id) for _ in range(3)] == [first] * 3
+    listing.put(user_id, first, b"[kept]")
+    assert listing.get(user_id) == (first, b"[kept]")
 
 
 def test_memo_evicts_least_recently_used_beyond_its_byte_bound() -> None:
