@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import Response
+from flask import Response, request
 from flask_jwt_extended import jwt_required
 
 from blueprints.auth.tokens import current_user_id, jwt_required_in_header_or_body
 from blueprints.openapi import BEARER_SECURITY, Blueprint, errors
-from blueprints.posts.listing import DOCUMENTED_HEADERS, LINK_HEADER, listing_response, validators
+from blueprints.posts.listing import DOCUMENTED_HEADERS, LINK_HEADER, listing_query, listing_response, validators
 from blueprints.posts.schemas import (
     AddPostSchema,
     DeletedSchema,
@@ -43,14 +43,14 @@ def add_post(payload: dict[str, Any]) -> dict[str, uuid.UUID]:
 
 @blp.route("/get_my_posts", methods=["GET"])
 @jwt_required()
-@blp.arguments(ListingQuerySchema, location="query")
-@blp.arguments(ListingHeadersSchema, location="headers")
+# Documented here and read by `listing_query` only when sent: most listings send neither.
+@blp.doc(parameters=[{"in": "header", "schema": ListingHeadersSchema}, {"in": "query", "schema": ListingQuerySchema}])
 @blp.response(200, PostSchema(many=True), headers={**DOCUMENTED_HEADERS, **LINK_HEADER})
 @blp.alt_response(304, description="Not Modified: your copy is current.", headers=DOCUMENTED_HEADERS)
 # The original service's function was get_all_my_post; its operationId names the SDK's function.
 @blp.doc(security=BEARER_SECURITY, operationId="get_all_my_post_api_v1_posts_get_my_posts_get")
-@errors(blp, 401, 404, 503)
-def get_my_posts(query: dict[str, Any], headers: dict[str, str]) -> Response:
+@errors(blp, 401, 404, 422, 503)
+def get_my_posts() -> Response:
     """List my posts, newest first
 
     Without parameters, the whole list, however long (sent in chunks when large). With `limit`
@@ -58,8 +58,9 @@ def get_my_posts(query: dict[str, Any], headers: dict[str, str]) -> Response:
     Served from a per-user cache for up to 5 minutes; your own adds and deletes show at once.
     Send the `ETag` back in `If-None-Match` to get 304 while your copy is current.
     """
+    query = listing_query()
     page = Page(query.get("limit"), query.get("before"))
-    listing = post_service().listing(current_user_id(), page, validators(headers.get("if_none_match", "")))
+    listing = post_service().listing(current_user_id(), page, validators(request.headers.get("If-None-Match", "")))
     return listing_response(listing, query)
 
 
