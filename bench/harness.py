@@ -204,7 +204,7 @@ def run_wrk(url: str, script: str, args: list[str], *, duration_s: float, connec
     return parse_result(completed.stdout)
 
 
-# --- the HTTP contract (CONTRACT.md), as any server speaking it answers -----------------
+# --- the HTTP contract (docs/api.md), as any server speaking it answers -----------------
 
 
 def call(base: str, method: str, path: str, *, token: str = "", json_body: Any = None, form: Any = None) -> Any:

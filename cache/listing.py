@@ -126,9 +126,6 @@ class VersionedListingCache:
     def forget(self, user_id: uuid.UUID) -> None:
         """Drop a deleted user's listing: its current body and version (older bodies are unreachable already)."""
         try:
-            version = self._backend.get(f"v:{user_id}")
-            if version is not None:
-                self._backend.delete(f"l:{user_id}:{version}")
             self._retire(user_id)
         except Exception:
             self._defer(user_id, "invalidation")
@@ -136,10 +133,14 @@ class VersionedListingCache:
         self._breaker.succeeded()
 
     def put(self, user_id: uuid.UUID, version: str, body: bytes) -> None:
-        """Cache the body unless it is too big, the version could not be read, or the cache is down."""
+        """Cache the body unless it is too big, the version could not be read or is retired, or the cache is down."""
         if not version or len(body) > self._max_entry_bytes or not self._breaker.allows():
             return
         try:
+            if self._backend.get(f"v:{user_id}") != version:
+                # Retired while the database was read: never served, so never stored (an orphan
+                # would count against the filesystem backend's CACHE_MAX_ENTRIES until it expires).
+                return
             # Stored with its time, so a copy in another process's memo never outlives the entry.
             self._backend.set(f"l:{user_id}:{version}", (time.time(), body), timeout=self._timeout)
         except Exception:
@@ -190,16 +191,22 @@ class VersionedListingCache:
             return user_id in self._pending
 
     def _retire(self, user_id: uuid.UUID) -> None:
-        """Store a new version for the user.
+        """Store a new version for the user, and drop the old version's body (it is never served again).
 
-        The filesystem backend reports a failed write (e.g. a full disk) by returning False
-        rather than raising; the old version would then live on, so it is deleted instead.
+        Without the drop every write leaves a body behind until it expires, and the filesystem
+        backend, once past CACHE_MAX_ENTRIES files, scans its whole directory on every write
+        (docs/benchmark.md: the add/list/delete cycle). The filesystem backend reports a failed
+        write (e.g. a full disk) by returning False rather than raising; the old version would
+        then live on, so it is deleted instead.
         """
         version_key = f"v:{user_id}"
+        old = self._backend.get(version_key)
         if self._backend.set(version_key, secrets.token_hex(8), timeout=2 * self._timeout) is False:
             log.warning("listing cache could not store a new version for user %s; deleting it", user_id)
             if not self._backend.delete(version_key):
                 raise OSError(f"listing cache could neither replace nor delete the version of user {user_id}")
+        if old is not None:
+            self._backend.delete(f"l:{user_id}:{old}")
 
     def _usable(self) -> bool:
         """Whether the cache may be used now: breaker closed (or probing) and nothing owed."""

@@ -71,7 +71,7 @@ def test_sign_out_revokes_every_earlier_refresh_token(client: FlaskClient, sign_
         assert refused.status_code == 401
         assert refused.get_json() == {"error": "Token has been revoked"}
         assert refused.headers["WWW-Authenticate"] == "Bearer"
-    # Access tokens issued before it end too (CONTRACT.md "Sign-out ends sessions").
+    # Access tokens issued before it end too (docs/api.md, "Sessions").
     for token in (first["access_token"], second["access_token"]):
         refused = client.get(LIST, headers=bearer(token))
         assert refused.status_code == 401
