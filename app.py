@@ -7,6 +7,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from blueprints import health, root
 from blueprints.audit import init_audit_log
+from blueprints.auth import recovery as auth_recovery  # noqa: F401 - attaches its views to auth_routes.blp
 from blueprints.auth import routes as auth_routes
 from blueprints.auth.tokens import register_token_checks
 from blueprints.errors import register_error_handlers
@@ -18,7 +19,7 @@ from blueprints.openapi import api, openapi_config
 from blueprints.posts import routes as posts_routes
 from commands import register_commands
 from config import INSTANCE_DIR, MAX_BODY_BYTES, Settings, flask_config, load_settings
-from extensions import db, flask_cache, jwt, limiter, listing_cache, passwords, readiness, sessions
+from extensions import db, flask_cache, jwt, limiter, listing_cache, passwords, readiness, recovery, sessions
 from observability.instrument import init_metrics
 from observability.logs import init_logging
 from serving.offload import offload
@@ -51,13 +52,14 @@ def configure(app: Flask, settings: Settings) -> None:
 
 
 def register_extensions(app: Flask, settings: Settings) -> None:
-    """Bind every extension: database, listing cache, session generations, hasher, probes, limiter, JWT, OpenAPI."""
+    """Bind every extension: database, cache, session generations, hasher, probes, recovery, limiter, JWT, OpenAPI."""
     db.init_app(app, settings)
     listing_cache.init_app(app, settings, flask_cache)
     sessions.init_app(app, flask_cache)
     # Under the gevent worker hashes run on a few native threads (serving/offload.py).
     passwords.init_app(app, offload())
     readiness.init_app(app, settings)
+    recovery.init_app(app, settings)
     limiter.init_app(app)
     jwt.init_app(app)
     register_token_checks(jwt)

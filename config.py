@@ -13,6 +13,7 @@ import secrets
 import stat
 from collections.abc import Mapping
 from datetime import timedelta
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,11 +21,14 @@ from limits import parse_many
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from mail.transport import DEFAULT_PORTS, SmtpSecurity, SmtpSettings
+
 ROOT_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = ROOT_DIR / "instance"
 MIN_SECRET_BYTES = 32
 MAX_BODY_BYTES = 1024 * 1024
 JWT_ALGORITHM = "HS256"
+DEFAULT_PASSWORD_RESET_URL = "http://127.0.0.1:8000/reset-password?token={token}"  # noqa: S105 - a template
 
 CacheBackend = Literal["simple", "filesystem", "redis"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -81,6 +85,25 @@ class Settings(BaseSettings):
     rate_limit_device_sign_in_failures: str = "5 per 15 minutes"
     device_cookie_days: int = Field(default=90, gt=0, le=400)
     trusted_proxy_hops: int = Field(default=0, ge=0)
+    # Account recovery (docs/api.md, "Account recovery"). Without SMTP_HOST, development logs the
+    # mail (mail.transport.LogTransport) and production answers the recovery endpoints 501.
+    smtp_host: str | None = None
+    # Default: 587 for starttls, 465 for tls, 25 for none.
+    smtp_port: int | None = Field(default=None, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_security: SmtpSecurity = "starttls"
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0)
+    smtp_ca_file: str | None = None
+    mail_from: str = "Posts API <no-reply@localhost>"
+    # Where the mail's link leads (the client's own reset page); `{token}` becomes the token.
+    password_reset_url: str = DEFAULT_PASSWORD_RESET_URL
+    password_reset_minutes: int = Field(default=30, gt=0, le=24 * 60)
+    password_reset_mails_per_window: int = Field(default=3, gt=0)
+    password_reset_window_minutes: int = Field(default=15, gt=0)
+    mail_queue_size: int = Field(default=100, gt=0)
+    mail_attempts: int = Field(default=3, gt=0, le=10)
+    mail_retry_seconds: float = Field(default=1.0, ge=0)
 
     @model_validator(mode="before")
     @classmethod
@@ -97,6 +120,56 @@ class Settings(BaseSettings):
         if not values.get("cache_dir"):
             values["cache_dir"] = _private_shm_cache_dir() or str(INSTANCE_DIR / "cache")
         return values
+
+    @model_validator(mode="after")
+    def _mail_settings_agree(self) -> Settings:
+        if (self.smtp_username is None) != (self.smtp_password is None):
+            raise ValueError("SMTP_USERNAME and SMTP_PASSWORD go together: set both or neither")
+        if self.app_env == "production" and self.smtp_host:
+            # A link to the development default would reach no one's reset page.
+            if "password_reset_url" not in self.model_fields_set:
+                raise ValueError("PASSWORD_RESET_URL must be set when APP_ENV=production and SMTP_HOST is set")
+            if "mail_from" not in self.model_fields_set:
+                raise ValueError("MAIL_FROM must be set when APP_ENV=production and SMTP_HOST is set")
+        return self
+
+    @field_validator("password_reset_url")
+    @classmethod
+    def _a_link_template(cls, value: str) -> str:
+        if "{token}" not in value or not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL containing {token}, e.g. https://example.com/reset?token={token}")
+        try:
+            value.format(token="x")  # noqa: S106 - a probe of the template
+        except (IndexError, KeyError, ValueError) as exc:
+            raise ValueError("may hold no other {...} placeholder than {token}") from exc
+        return value
+
+    @field_validator("mail_from")
+    @classmethod
+    def _an_address(cls, value: str) -> str:
+        _, address = parseaddr(value)
+        if "@" not in address or any(char in value for char in "\r\n"):
+            raise ValueError("must be an address such as 'Posts API <no-reply@example.com>'")
+        return value
+
+    @field_validator("smtp_host", "smtp_username", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    def smtp(self) -> SmtpSettings | None:
+        """How to reach the SMTP server; None when SMTP_HOST is unset."""
+        if not self.smtp_host:
+            return None
+        return SmtpSettings(
+            host=self.smtp_host,
+            port=self.smtp_port or DEFAULT_PORTS[self.smtp_security],
+            security=self.smtp_security,
+            timeout_seconds=self.smtp_timeout_seconds,
+            username=self.smtp_username,
+            password=self.smtp_password.get_secret_value() if self.smtp_password else None,
+            ca_file=self.smtp_ca_file,
+        )
 
     @field_validator("log_level", mode="before")
     @classmethod

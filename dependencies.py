@@ -7,13 +7,15 @@ never build their own.
 
 from __future__ import annotations
 
-from extensions import db, listing_cache, passwords, readiness, sessions
+from extensions import db, listing_cache, passwords, readiness, recovery, sessions
 from repositories.posts import PostRepository
+from repositories.reset_tokens import ResetTokenRepository
 from repositories.users import UserRepository
 from services.accounts import AccountService
 from services.admin import AdminService
 from services.posts import PostService
 from services.readiness import Readiness
+from services.recovery import RecoveryService
 from services.sessions import SessionService
 
 
@@ -36,6 +38,13 @@ def admin_service() -> AdminService:
     """Operator tasks (the CLI) over this app context's session and the shared listing cache."""
     return AdminService(
         account_service(), UserRepository(db.session), PostRepository(db.session), listing_cache.current
+    )
+
+
+def recovery_service() -> RecoveryService:
+    """Recovery rules (reset mails and tokens) over this request's session and the app's policy."""
+    return RecoveryService(
+        UserRepository(db.session), ResetTokenRepository(db.session), account_service(), recovery.current.policy
     )
 
 

@@ -1,14 +1,15 @@
 """Flask extensions, created unbound here and bound to the app in `app.create_app`.
 
-The libraries' own (JWT, Flask-Caching, Flask-Limiter) and five of ours, each holding its
+The libraries' own (JWT, Flask-Caching, Flask-Limiter) and six of ours, each holding its
 per-app state in `app.extensions` the way Flask extensions do: the database (engine, and one
-session per request), the listing cache, the session generations, the password hasher and the
-readiness probes.
+session per request), the listing cache, the session generations, the password hasher, the
+readiness probes and account recovery (its policy and mail outbox).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Generic, TypeVar
 
 from cachelib import BaseCache
@@ -24,11 +25,15 @@ from cache.health import RedisProbe
 from cache.listing import MEMO_MAX_BYTES, VersionedListingCache
 from cache.sessions import SessionGenerations
 from config import Settings
+from mail.outbox import Outbox
+from mail.transport import LogTransport, SmtpTransport, Transport
 from repositories.database import DatabaseBreaker, build_engine
 from repositories.health import DatabaseProbe
+from repositories.reset_tokens import MailWindow
 from repositories.schema import SchemaProbe
 from services.passwords import BlockingRunner, Passwords
 from services.readiness import Probe, Readiness
+from services.recovery import ResetPolicy
 
 T = TypeVar("T")
 
@@ -168,6 +173,44 @@ class ReadinessProbes(AppState[Readiness]):
         self.bind(app, Readiness(probes, requires={"schema": "database"}))
 
 
+@dataclass(frozen=True)
+class RecoveryState:
+    """One app's recovery policy, and its outbox (None: recovery is not configured, the endpoints answer 501).
+
+    `app` is the app itself: the outbox's thread runs each mail's preparation in its context.
+    """
+
+    app: Flask
+    policy: ResetPolicy
+    outbox: Outbox | None
+
+
+class Recovery(AppState[RecoveryState]):
+    """Account recovery: the reset policy and the mail outbox over SMTP (or the log, in development)."""
+
+    def __init__(self) -> None:
+        super().__init__("posts.recovery")
+
+    def init_app(self, app: Flask, settings: Settings) -> None:
+        """Build the policy and, when mail can go out, the outbox (its thread starts on first use)."""
+        policy = ResetPolicy(
+            link_template=settings.password_reset_url,
+            lifetime=timedelta(minutes=settings.password_reset_minutes),
+            window=MailWindow(
+                settings.password_reset_mails_per_window, timedelta(minutes=settings.password_reset_window_minutes)
+            ),
+            sender=settings.mail_from,
+        )
+        smtp = settings.smtp()
+        transport: Transport | None = SmtpTransport(smtp) if smtp is not None else None
+        if transport is None and settings.app_env != "production":
+            transport = LogTransport()
+        outbox = None
+        if transport is not None:
+            outbox = Outbox(transport, settings.mail_queue_size, settings.mail_attempts, settings.mail_retry_seconds)
+        self.bind(app, RecoveryState(app, policy, outbox))
+
+
 jwt = JWTManager()
 flask_cache = Cache()
 # Per app: on/off and storage (RATELIMIT_* config). Fixed here: a moving window (no double
@@ -186,3 +229,4 @@ listing_cache = ListingCache()
 sessions = SessionStore()
 passwords = PasswordHasher()
 readiness = ReadinessProbes()
+recovery = Recovery()

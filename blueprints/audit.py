@@ -1,8 +1,10 @@
 """The audit log: one record per security-relevant outcome, on the `posts.audit` logger.
 
-Logged: sign-up, sign-in (success and failure), refresh, sign-out, every other 401/403/429,
-and every 5xx. Each line has the request id, the client address, the user id when known and,
-for sign-up/sign-in, a keyed fingerprint of the email (blueprints.auth.attempts), never the address.
+Logged: sign-up, sign-in (success and failure), refresh, sign-out, password change, account
+deletion, reset mail requests and password resets, every other 401/403/429, and every 5xx.
+Each line has the request id, the client address, the user id when known and, for sign-up,
+sign-in and reset mail requests, a keyed fingerprint of the email (blueprints.auth.attempts),
+never the address.
 Nothing from a request body or a header value other than the request id is written, so
 passwords, tokens and post text cannot appear.
 
@@ -31,10 +33,14 @@ AUTH_EVENTS = {
     "auth.sign_out": "sign_out",
     "auth.change_password": "password_changed",
     "auth.delete_account": "account_deleted",
+    "auth.forgot_password": "password_reset_requested",
+    "auth.reset_password": "password_reset",
 }
+# The success statuses of audited endpoints (a reset mail request is accepted, 202).
+SUCCESS_STATUSES = (200, 202)
 # Failures whose 401/429 messages are fixed strings of ours, safe and useful to log as the reason.
 REASON_STATUSES = (401, 403, 429)
-ACCOUNT_ENDPOINTS = ("auth.sign_up", "auth.sign_in")
+ACCOUNT_ENDPOINTS = ("auth.sign_up", "auth.sign_in", "auth.forgot_password")
 MAX_PATH = 200
 
 
@@ -44,7 +50,7 @@ def event_name(endpoint: str | None, status: int) -> str | None:
         return "server_error"
     auth_event = AUTH_EVENTS.get(endpoint or "")
     if auth_event is not None:
-        return auth_event if status == 200 else f"{auth_event}_failed"
+        return auth_event if status in SUCCESS_STATUSES else f"{auth_event}_failed"
     if status in (401, 403):
         return "authorization_failed"
     if status == 429:
@@ -80,7 +86,7 @@ def _record(event: str, response: Response) -> dict[str, Any]:
     if user_id is not None:
         record["user_id"] = str(user_id)
     # 413 and 422 bodies are not read again here: too large, or not what they claim to be.
-    if request.endpoint in ACCOUNT_ENDPOINTS and status in (200, 400, 401, 429):
+    if request.endpoint in ACCOUNT_ENDPOINTS and status in (200, 202, 400, 401, 429):
         record["account"] = attempted_account()
     if status in REASON_STATUSES:
         record["reason"] = _error_message(response)

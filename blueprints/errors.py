@@ -31,8 +31,10 @@ from repositories.schema import UPGRADE_COMMAND, is_missing_schema, missing_sche
 from services.errors import (
     EmailTakenError,
     InvalidCredentialsError,
+    InvalidResetTokenError,
     PasswordMismatchError,
     PostNotFoundError,
+    RecoveryNotConfiguredError,
     TokenRevokedError,
     UnknownUserError,
 )
@@ -47,6 +49,8 @@ DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
     UnknownUserError: (401, "User no longer exists"),
     TokenRevokedError: (401, "Token has been revoked"),
     PostNotFoundError: (404, "Post not found"),
+    InvalidResetTokenError: (400, "Invalid or expired reset token"),
+    RecoveryNotConfiguredError: (501, "Password reset by email is not configured"),
 }
 
 RETRY_AFTER_SECONDS = "5"

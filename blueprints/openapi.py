@@ -47,6 +47,7 @@ ERROR_RESPONSE_NAMES = {
     422: "UNPROCESSABLE_ENTITY",
     429: "TOO_MANY_REQUESTS",
     500: "INTERNAL_SERVER_ERROR",
+    501: "NOT_IMPLEMENTED",
     503: "SERVICE_UNAVAILABLE",
 }
 # Any request can get these: the body limit is checked before routing, and 500 is anything unexpected.

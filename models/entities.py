@@ -31,3 +31,13 @@ class Post(NamedTuple):
     id: uuid.UUID
     text: str
     created_at: datetime
+
+
+class ResetToken(BaseModel):
+    """A stored password reset token, as found by the hash of the token a client presents."""
+
+    model_config = ConfigDict(frozen=True)
+
+    user_id: uuid.UUID
+    expires_at: datetime
+    session_generation: int

@@ -1,4 +1,4 @@
-"""SQLAlchemy tables: users and their posts."""
+"""SQLAlchemy tables: users, their posts, and their password reset tokens."""
 
 from __future__ import annotations
 
@@ -54,3 +54,26 @@ class PostRow(Base):
     user_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id", ondelete="CASCADE"))
     text: Mapped[str] = mapped_column(LongText)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ResetTokenRow(Base):
+    """A password reset token of an account: only its sha256 is stored, so a copy of the table opens nothing.
+
+    At most one per account (the unique user_id): issuing a new one replaces the old in the same
+    transaction. The row also carries the account's reset-mail window (when it began, how many
+    mails went out in it), so the per-address mail limit holds across hosts and survives the
+    replacement.
+    """
+
+    __tablename__ = "password_reset_tokens"
+    __table_args__ = MYSQL_TABLE_ARGS
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id", ondelete="CASCADE"), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The account's session generation at issue: any ending of its sessions since (a password
+    # change or reset, a sign-out) spends the token.
+    session_generation: Mapped[int] = mapped_column(Integer)
+    window_started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    mails_in_window: Mapped[int] = mapped_column(Integer)

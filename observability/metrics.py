@@ -51,3 +51,10 @@ POOL_WAITS = Counter(f"{PREFIX}db_pool_waits_total", "Checkouts that found every
 POOL_WAIT_SECONDS = Counter(
     f"{PREFIX}db_pool_wait_seconds_total", "Time spent waiting for a pooled connection, timeouts included."
 )
+
+MAIL_SENT = Counter(f"{PREFIX}mail_sent_total", "Mails handed to the SMTP server (or, in development, the log).")
+MAIL_RETRIED = Counter(f"{PREFIX}mail_retries_total", "Failed mail delivery attempts that were retried.")
+MAIL_FAILED = Counter(
+    f"{PREFIX}mail_failed_total", "Mails given up on: every attempt failed, or preparing the mail failed."
+)
+MAIL_DROPPED = Counter(f"{PREFIX}mail_dropped_total", "Mails refused because the outbox queue was full.")

@@ -31,3 +31,11 @@ class InvalidPasswordError(ValueError):
 
 class NoSuchAccountError(LookupError):
     """An operator named an email that has no account."""
+
+
+class InvalidResetTokenError(Exception):
+    """A password reset token that is unknown, expired, already used or superseded."""
+
+
+class RecoveryNotConfiguredError(Exception):
+    """Password reset by email is not configured (production without SMTP_HOST)."""

@@ -25,7 +25,7 @@ from models.tables import Base, UserRow
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
-TABLES = {"users", "posts"}
+TABLES = {"users", "posts", "password_reset_tokens"}
 
 
 def alembic_config(database_url: str) -> Config:

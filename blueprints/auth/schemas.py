@@ -22,6 +22,8 @@ from services.errors import InvalidPasswordError
 EXAMPLE_EMAIL = "ada@example.com"
 EXAMPLE_PASSWORD = "correct horse battery"  # noqa: S105 - a documentation example, not a secret
 EXAMPLE_NEW_PASSWORD = "battery staple horse"  # noqa: S105 - a documentation example, not a secret
+# Tokens are 43 characters; the bound only keeps absurd bodies out of the hash.
+MAX_RESET_TOKEN_LENGTH = 512
 
 
 class EmailField(fields.String):
@@ -182,3 +184,53 @@ class SignedOutSchema(Schema):
     """Sign-out confirmation."""
 
     status = fields.String(required=True, metadata={"example": "signed out"})
+
+
+class ForgotPasswordSchema(RequestSchema):
+    """A reset mail request. `email` is accepted as an alias of `email_address`."""
+
+    email_address = EmailField(
+        required=True,
+        validate=validate.Length(max=MAX_EMAIL_LENGTH),
+        metadata={"example": EXAMPLE_EMAIL, "format": "email"},
+    )
+
+    @pre_load
+    def _alias(self, data: Any, **_kwargs: Any) -> Any:
+        return _email_alias(data)
+
+
+class ResetRequestedSchema(Schema):
+    """The answer to every reset mail request, whether the account exists or not."""
+
+    status = fields.String(
+        required=True, metadata={"example": "If the address has an account, a reset link is on its way."}
+    )
+
+
+class ResetPasswordSchema(RequestSchema):
+    """A password reset: the token from the mail, and the new password (the password policy applies)."""
+
+    token = fields.String(
+        required=True,
+        load_only=True,
+        validate=validate.Length(1, MAX_RESET_TOKEN_LENGTH),
+        metadata={"description": "The reset token from the mail (its `token=` value)."},
+    )
+    new_password = fields.String(
+        required=True,
+        load_only=True,
+        validate=_follows_password_policy,
+        metadata={"example": EXAMPLE_NEW_PASSWORD, "minLength": MIN_PASSWORD_LENGTH, "maxLength": MAX_PASSWORD_LENGTH},
+    )
+    confirm_password = fields.String(
+        load_only=True,
+        load_default=None,
+        metadata={"description": "When sent, must equal new_password.", "example": EXAMPLE_NEW_PASSWORD},
+    )
+
+
+class PasswordResetSchema(Schema):
+    """Password reset confirmation: every session of the account has ended; sign in with the new password."""
+
+    status = fields.String(required=True, metadata={"example": "password reset"})

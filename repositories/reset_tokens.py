@@ -1,0 +1,103 @@
+"""Queries on the password_reset_tokens table (account recovery)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from models.entities import ResetToken
+from models.tables import ResetTokenRow, UserRow
+
+
+@dataclass(frozen=True)
+class MailWindow:
+    """The per-account limit on reset mails: at most `mails` in any window of length `length`."""
+
+    mails: int
+    length: timedelta
+
+
+class ResetTokenRepository:
+    """Reads and writes reset tokens through one SQLAlchemy session, opened by `open_session` on first use."""
+
+    def __init__(self, open_session: Callable[[], Session]) -> None:
+        self._open_session = open_session
+
+    @property
+    def _session(self) -> Session:
+        return self._open_session()
+
+    def issue(
+        self, email_address: str, token_hash: str, now: datetime, lifetime: timedelta, window: MailWindow
+    ) -> uuid.UUID | None:
+        """Store a new token for the account with this email, replacing its older one, in one transaction.
+
+        Answers the account's id, or None when there is no such account or its mail window is
+        full (nothing changes then). The account row is locked for the transaction (MySQL), so
+        concurrent requests for one account on several hosts take turns and count exactly;
+        two that still collide on the unique user_id leave one token, and the loser gets None.
+        """
+        session = self._session
+        try:
+            account = session.execute(
+                select(UserRow.id, UserRow.session_generation)
+                .where(UserRow.email_address == email_address)
+                .with_for_update()
+            ).one_or_none()
+            if account is None:
+                return None
+            previous = session.execute(
+                select(ResetTokenRow.window_started_at, ResetTokenRow.mails_in_window).where(
+                    ResetTokenRow.user_id == account.id
+                )
+            ).one_or_none()
+            window_started_at, mails = now, 1
+            if previous is not None and previous.window_started_at > now - window.length:
+                if previous.mails_in_window >= window.mails:
+                    session.rollback()
+                    return None
+                window_started_at, mails = previous.window_started_at, previous.mails_in_window + 1
+            session.execute(delete(ResetTokenRow).where(ResetTokenRow.user_id == account.id))
+            session.execute(
+                insert(ResetTokenRow).values(
+                    token_hash=token_hash,
+                    user_id=account.id,
+                    created_at=now,
+                    expires_at=now + lifetime,
+                    session_generation=account.session_generation,
+                    window_started_at=window_started_at,
+                    mails_in_window=mails,
+                )
+            )
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            return None
+        except BaseException:
+            session.rollback()
+            raise
+        account_id: uuid.UUID = account.id
+        return account_id
+
+    def find(self, token_hash: str) -> ResetToken | None:
+        """The token with this hash, if one is stored (expired or not)."""
+        row = self._session.execute(
+            select(ResetTokenRow.user_id, ResetTokenRow.expires_at, ResetTokenRow.session_generation).where(
+                ResetTokenRow.token_hash == token_hash
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        return ResetToken(user_id=row.user_id, expires_at=row.expires_at, session_generation=row.session_generation)
+
+    def spend(self, token_hash: str) -> bool:
+        """Delete the token: True for the one caller that deleted it (single use under concurrency)."""
+        result = self._session.execute(delete(ResetTokenRow).where(ResetTokenRow.token_hash == token_hash))
+        self._session.commit()
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]

@@ -1,0 +1,122 @@
+"""Account recovery rules: reset tokens (issued, checked, spent) and the reset mail.
+
+A token is 32 random bytes (URL-safe base64); only its sha256 is stored, so a copy of the
+database holds no usable link. A token opens one reset: it is refused once used, once expired,
+once a newer one was issued for the account (the new row replaces the old), and once the
+account's sessions ended since it was issued (a password change or reset, a sign-out: the row
+holds the session generation at issue). The new password is set through
+AccountService.set_password, so the reset ends every session exactly as a password change does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import make_msgid
+from html import escape
+
+from repositories.reset_tokens import MailWindow, ResetTokenRepository
+from repositories.users import UserRepository
+from services.accounts import AccountService, InvalidEmailError, check_password, normalize_email
+from services.errors import InvalidResetTokenError, PasswordMismatchError
+
+TOKEN_BYTES = 32
+SUBJECT = "Reset your Posts API password"
+
+
+@dataclass(frozen=True)
+class ResetPolicy:
+    """What the settings say about recovery: the link, the lifetime, the mail limit, the sender."""
+
+    link_template: str
+    lifetime: timedelta
+    window: MailWindow
+    sender: str
+
+
+def token_hash(token: str) -> str:
+    """The stored form of a token: its sha256, hex (a token has 256 random bits, so no salt or slow hash is needed)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def reset_message(policy: ResetPolicy, recipient: str, token: str) -> EmailMessage:
+    """The reset mail: plain text and HTML alternatives, each with the link, its lifetime and a note to ignore it."""
+    link = policy.link_template.format(token=token)
+    minutes = int(policy.lifetime.total_seconds() // 60)
+    message = EmailMessage()
+    message["From"] = policy.sender
+    message["To"] = recipient
+    message["Subject"] = SUBJECT
+    message["Message-ID"] = make_msgid(domain=policy.sender.rpartition("@")[2].strip("> ") or None)
+    message.set_content(
+        "Someone asked to reset the password of your Posts API account.\n\n"
+        f"To choose a new password, open this link within {minutes} minutes:\n\n{link}\n\n"
+        f"If the link does not open, send this reset token (token={token}) to the reset page.\n"
+        "It works once, and signs you out everywhere.\n\n"
+        "If you did not ask for this, ignore this mail: your password stays as it is.\n"
+    )
+    html_link = escape(link, quote=True)
+    message.add_alternative(
+        "<html><body>"
+        "<p>Someone asked to reset the password of your Posts API account.</p>"
+        f'<p>To choose a new password, open <a href="{html_link}">this link</a> within {minutes} minutes:<br>'
+        f"{html_link}</p>"
+        "<p>It works once, and signs you out everywhere.</p>"
+        "<p>If you did not ask for this, ignore this mail: your password stays as it is.</p>"
+        "</body></html>",
+        subtype="html",
+    )
+    return message
+
+
+class RecoveryService:
+    """Issues reset mails and resets passwords with their tokens."""
+
+    def __init__(
+        self, users: UserRepository, tokens: ResetTokenRepository, accounts: AccountService, policy: ResetPolicy
+    ) -> None:
+        self._users = users
+        self._tokens = tokens
+        self._accounts = accounts
+        self._policy = policy
+
+    def reset_mail(self, email_address: str) -> EmailMessage | None:
+        """A new token for the account with this email, in its mail; None (nothing stored) for no such
+        account, or when the account had its reset mails for the window already.
+
+        Runs off the request (mail.outbox), so whether an account exists shows in no answer.
+        """
+        try:
+            normalized = normalize_email(email_address)
+        except InvalidEmailError:
+            return None
+        token = secrets.token_urlsafe(TOKEN_BYTES)
+        now = datetime.now(UTC)
+        issued = self._tokens.issue(normalized, token_hash(token), now, self._policy.lifetime, self._policy.window)
+        if issued is None:
+            return None
+        return reset_message(self._policy, normalized, token)
+
+    def reset_password(self, token: str, new_password: str, confirm_password: str | None = None) -> uuid.UUID:
+        """Set the new password of the token's account and end all of its sessions; the account's id.
+
+        InvalidResetTokenError for a token that is unknown, expired, spent or superseded. The
+        password's own problems are checked first, so they do not spend the token.
+        """
+        check_password(new_password)
+        if confirm_password is not None and confirm_password != new_password:
+            raise PasswordMismatchError
+        digest = token_hash(token)
+        found = self._tokens.find(digest)
+        if found is None or found.expires_at <= datetime.now(UTC):
+            raise InvalidResetTokenError
+        if self._users.session_generation(found.user_id) != found.session_generation:
+            raise InvalidResetTokenError  # the password changed, or the sessions ended, since the mail
+        if not self._tokens.spend(digest):
+            raise InvalidResetTokenError  # a concurrent reset used it first
+        self._accounts.set_password(found.user_id, new_password)
+        return found.user_id
