@@ -1,4 +1,4 @@
-"""`flask users create|delete|list`: account administration."""
+"""`flask users create|delete|list|reset-password|set-password`: account administration."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import click
 from flask.cli import AppGroup
 
 from commands.errors import operator_errors
-from dependencies import admin_service
+from dependencies import account_service, admin_service, recovery_service
+from extensions import recovery
 
-users = AppGroup("users", help="Create, list and delete accounts.")
+users = AppGroup("users", help="Create, list and delete accounts; reset or set their passwords.")
 
 
 @users.command("create")
@@ -42,3 +43,35 @@ def list_users() -> None:
         user = summary.user
         click.echo(f"{user.id}  {user.email_address}  {user.created_at.isoformat()}  posts={summary.posts}")
     click.echo(f"{len(summaries)} user(s)", err=True)
+
+
+@users.command("reset-password")
+@click.argument("email")
+def send_reset_mail(email: str) -> None:
+    """Send EMAIL the password reset mail the API sends (sent now, with the same retries)."""
+    outbox = recovery.current.outbox
+    if outbox is None:
+        raise click.ClickException("password reset by email is not configured: set SMTP_HOST")
+    with operator_errors():
+        user = admin_service().find(email)
+        message = recovery_service().reset_mail(user.email_address)
+    if message is None:
+        raise click.ClickException(
+            f"{user.email_address} had its reset mails for this window already (PASSWORD_RESET_MAILS_PER_WINDOW)"
+        )
+    if not outbox.deliver(message):
+        raise click.ClickException("the mail could not be sent; see the log")
+    click.echo(f"sent a reset mail to {user.email_address} ({user.id})")
+
+
+@users.command("set-password")
+@click.argument("email")
+def set_password(email: str) -> None:
+    """Set the password of EMAIL (prompted for, hidden, asked twice); every session of the account ends."""
+    with operator_errors():
+        user = admin_service().find(email)
+    # Only ever prompted: a password on the command line would stay in the shell history and `ps`.
+    password: str = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    with operator_errors():
+        account_service().set_password(user.id, password)
+    click.echo(f"set the password of {user.email_address} ({user.id}); its sessions have ended")

@@ -23,7 +23,8 @@ from email.message import EmailMessage
 from mail.transport import Transport
 from observability.metrics import MAIL_DROPPED, MAIL_FAILED, MAIL_RETRIED, MAIL_SENT
 
-log = logging.getLogger(__name__)
+LOGGER_NAME = "posts.mail"
+log = logging.getLogger(LOGGER_NAME)
 
 Job = Callable[[], EmailMessage | None]
 """Prepares one mail (None: nothing to send), run on the outbox's thread."""

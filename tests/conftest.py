@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from tests.support.api import TEST_SECRET, Api, MakeClient, SignUp
 from tests.support.mariadb import MariaDBServer, mariadbd_path
 from tests.support.redis import RedisServer, redis_server_path
 from tests.support.schema import create_schema
+from tests.support.smtp import SmtpServer
 
 BACKENDS = ["sqlite", "mariadb"]
 _database_names = itertools.count()
@@ -176,3 +177,24 @@ def api(client: FlaskClient) -> Api:
 def sign_up(api: Api) -> SignUp:
     """Create an account and return the sign-up response body (user and tokens)."""
     return api.user
+
+
+@pytest.fixture
+def start_smtp() -> Iterator[Callable[..., SmtpServer]]:
+    """Factory: a real SMTP server on 127.0.0.1 (tests.support.smtp.SmtpServer's options); all stopped after."""
+    servers: list[SmtpServer] = []
+
+    def start(**options: Any) -> SmtpServer:
+        server = SmtpServer(**options).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def smtp_server(start_smtp: Callable[..., SmtpServer]) -> SmtpServer:
+    """An SMTP server that accepts and collects every message."""
+    return start_smtp()

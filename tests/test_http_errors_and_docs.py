@@ -67,6 +67,8 @@ def test_openapi_documents_every_endpoint_and_the_security_schemes(client: Flask
         "/api/v1/auth/sign_out": {"post"},
         "/api/v1/auth/change_password": {"post"},
         "/api/v1/auth/account": {"delete"},
+        "/api/v1/auth/forgot_password": {"post"},
+        "/api/v1/auth/reset_password": {"post"},
         "/api/v1/posts/add-post": {"post"},
         "/api/v1/posts/get_my_posts": {"get"},
         "/api/v1/posts/delete_my_post": {"delete"},
@@ -86,6 +88,15 @@ def test_openapi_documents_every_endpoint_and_the_security_schemes(client: Flask
         operation = next(iter(spec["paths"][path].values()))
         assert {"OAuth2PasswordBearer": []} in operation["security"]
         assert statuses <= set(operation["responses"]), (path, operation["responses"])
+    # Account recovery needs no token; it documents every answer it gives.
+    recovery = {
+        "/api/v1/auth/forgot_password": {"202", "413", "422", "429", "500", "501"},
+        "/api/v1/auth/reset_password": {"200", "400", "413", "422", "429", "500", "501", "503"},
+    }
+    for path, statuses in recovery.items():
+        operation = spec["paths"][path]["post"]
+        assert "security" not in operation and operation["tags"] == ["Authentication"]
+        assert set(operation["responses"]) == statuses, (path, operation["responses"])
     sign_in = spec["paths"]["/api/v1/auth/sign_in"]["post"]
     assert set(sign_in["requestBody"]["content"]) == {"application/x-www-form-urlencoded", "application/json"}
     validation = spec["components"]["responses"]["UNPROCESSABLE_ENTITY"]["content"]["application/json"]["schema"]
@@ -177,6 +188,8 @@ OWN_OPERATIONS = {
     ("/api/v1/auth/sign_out", "post"): ("sign_out_api_v1_auth_sign_out_post", "Authentication"),
     ("/api/v1/auth/change_password", "post"): ("change_password_api_v1_auth_change_password_post", "Authentication"),
     ("/api/v1/auth/account", "delete"): ("delete_account_api_v1_auth_account_delete", "Authentication"),
+    ("/api/v1/auth/forgot_password", "post"): ("forgot_password_api_v1_auth_forgot_password_post", "Authentication"),
+    ("/api/v1/auth/reset_password", "post"): ("reset_password_api_v1_auth_reset_password_post", "Authentication"),
 }
 
 

@@ -29,7 +29,7 @@ from repositories.schema import (
     schema_status,
     shipped_revisions,
 )
-from tests.support.api import ADD, LIST, PASSWORD, REFRESH, SIGN_IN, SIGN_UP, TEST_SECRET, bearer
+from tests.support.api import ADD, LIST, PASSWORD, RESET_PASSWORD, SIGN_IN, SIGN_UP, TEST_SECRET, bearer
 
 MESSAGE = {"error": "Database schema is not migrated: run `alembic upgrade head`"}
 
@@ -120,18 +120,19 @@ def test_after_alembic_upgrade_head_all_is_well(empty_app: Flask, database_url: 
 
 
 def test_a_database_one_revision_behind_is_not_migrated_either(empty_app: Flask, database_url: str) -> None:
-    # 0001 has the tables but not users.session_generation: "no such column" / error 1054.
-    _alembic(database_url, "0001")
+    # 0003 has every users column but not password_reset_tokens (0004): "no such table" / error 1146.
+    _alembic(database_url, "0003")
     client = empty_app.test_client()
     assert client.get("/readyz").get_json()["checks"]["schema"] == "not migrated"
-    # Sign-up happens to need only 0001's columns; refresh reads the column 0003 adds.
+    # Sign-up needs only the users table; a password reset reads the table 0004 adds.
     signed_up = client.post(SIGN_UP, json={"email_address": "ada@example.com", "password": PASSWORD})
-    refresh = {"refresh-token": signed_up.get_json()["refresh_token"]}
-    _assert_not_migrated(client.get(REFRESH, headers=refresh))
+    assert signed_up.status_code == 200, signed_up.get_json()
+    reset = {"token": "a-token-from-a-mail", "new_password": "a brand new passphrase"}
+    _assert_not_migrated(client.post(RESET_PASSWORD, json=reset))
 
     _alembic(database_url, "head")
     assert client.get("/readyz").status_code == 200
-    assert client.get(REFRESH, headers=refresh).status_code == 200
+    assert client.post(RESET_PASSWORD, json=reset).get_json() == {"error": "Invalid or expired reset token"}
 
 
 def test_a_revision_this_release_does_not_know_is_reported(empty_app: Flask, database_url: str) -> None:

@@ -21,6 +21,8 @@ REFRESH = "/api/v1/auth/refresh_token"
 SIGN_OUT = "/api/v1/auth/sign_out"
 CHANGE_PASSWORD = "/api/v1/auth/change_password"
 DELETE_ACCOUNT = "/api/v1/auth/account"
+FORGOT_PASSWORD = "/api/v1/auth/forgot_password"
+RESET_PASSWORD = "/api/v1/auth/reset_password"
 ADD = "/api/v1/posts/add-post"
 LIST = "/api/v1/posts/get_my_posts"
 DELETE = "/api/v1/posts/delete_my_post"
@@ -77,6 +79,14 @@ class Api:
     def delete_account(self, token: str, password: str = PASSWORD) -> TestResponse:
         """DELETE account, confirmed with `password`."""
         return self.client.delete(DELETE_ACCOUNT, json={"password": password}, headers=bearer(token))
+
+    def forgot_password(self, email: str = ADA, **kwargs: Any) -> TestResponse:
+        """POST forgot_password for `email`; `kwargs` go to the client."""
+        return self.client.post(FORGOT_PASSWORD, json={"email_address": email}, **kwargs)
+
+    def reset_password(self, token: str, new: str, **extra: Any) -> TestResponse:
+        """POST reset_password with the mail's token; `extra` adds body fields (`confirm_password`)."""
+        return self.client.post(RESET_PASSWORD, json={"token": token, "new_password": new, **extra})
 
     def add(self, token: str, text: str) -> TestResponse:
         """POST add-post with the token in the Authorization header."""
