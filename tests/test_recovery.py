@@ -512,3 +512,59 @@ def test_a_reset_is_refused_with_an_old_access_token_in_the_header(rec: Recovery
         headers=bearer(user["access_token"]),
     )
     assert response.status_code == 200
+
+
+def cli(app: Flask, *args: str, input: str | None = None) -> Any:
+    """Run a `flask` command of `app` through Click's runner."""
+    return app.test_cli_runner().invoke(args=list(args), input=input)
+
+
+def test_cli_reset_password_sends_the_same_mail(rec: Recovery, smtp_server: SmtpServer) -> None:
+    rec.api.user()
+    result = cli(rec.app, "users", "reset-password", "ADA@example.com")
+    assert result.exit_code == 0, result.output
+    assert f"sent a reset mail to {ADA}" in result.output
+    [received] = smtp_server.wait_for(1)
+    assert received.recipients == [ADA] and received.message["Subject"] == "Reset your Posts API password"
+    assert rec.api.reset_password(token_in(received.message), NEW_PASSWORD).status_code == 200
+
+
+def test_cli_reset_password_refuses_unknown_accounts_and_a_dead_server(
+    make_recovery: Callable[..., Recovery], rec: Recovery
+) -> None:
+    unknown = cli(rec.app, "users", "reset-password", "nobody@example.com")
+    assert unknown.exit_code == 1 and "no account with email nobody@example.com" in unknown.output
+    dead = make_recovery(smtp_port=free_port(), mail_attempts=1)
+    dead.api.user()
+    result = cli(dead.app, "users", "reset-password", ADA)
+    assert result.exit_code == 1 and "could not be sent" in result.output
+
+
+def test_cli_reset_password_without_mail_in_production(make_client: MakeClient) -> None:
+    client = make_client(app_env="production")
+    result = cli(client.application, "users", "reset-password", ADA)
+    assert result.exit_code == 1 and "not configured" in result.output
+
+
+def test_cli_set_password_prompts_hidden_twice_and_ends_every_session(rec: Recovery) -> None:
+    user = rec.api.user()
+    result = cli(rec.app, "users", "set-password", "Ada@Example.com", input=f"{NEW_PASSWORD}\n{NEW_PASSWORD}\n")
+    assert result.exit_code == 0, result.output
+    assert NEW_PASSWORD not in result.output  # hidden input is not echoed
+    assert "its sessions have ended" in result.output
+    assert rec.api.listing(user["access_token"]).status_code == 401
+    assert rec.api.refresh(user["refresh_token"]).status_code == 401
+    assert rec.api.sign_in(ADA, NEW_PASSWORD).status_code == 200
+
+
+def test_cli_set_password_asks_again_on_a_mismatch_and_refuses_weak_ones(rec: Recovery) -> None:
+    rec.api.user()
+    mismatch = cli(rec.app, "users", "set-password", ADA, input="first password\nsecond password\n")
+    assert mismatch.exit_code != 0 and "do not match" in mismatch.output
+    weak = cli(rec.app, "users", "set-password", ADA, input="short\nshort\n")
+    assert weak.exit_code == 1 and "invalid password" in weak.output
+    assert rec.api.sign_in(ADA, PASSWORD).status_code == 200
+    unknown = cli(rec.app, "users", "set-password", "nobody@example.com", input="x\n")
+    assert unknown.exit_code == 1 and "no account" in unknown.output
+    # No --password option: a password never goes on the command line.
+    assert cli(rec.app, "users", "set-password", ADA, "--password", NEW_PASSWORD).exit_code == 2
