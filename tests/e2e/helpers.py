@@ -30,6 +30,23 @@ TIMEOUT = 30
 CLOSE = {"Connection": "close"}
 
 
+RESET_LINK = "https://app.example.com/reset?token={token}"
+
+
+def mail_env(smtp_port: int, **extra: str) -> dict[str, str]:
+    """The environment that aims a production server's reset mails at 127.0.0.1:`smtp_port` (plain SMTP)."""
+    return {
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(smtp_port),
+        "SMTP_SECURITY": "none",
+        "SMTP_TIMEOUT_SECONDS": "10",
+        "MAIL_FROM": "Posts API <no-reply@example.com>",
+        "PASSWORD_RESET_URL": RESET_LINK,
+        "MAIL_RETRY_SECONDS": "0.05",
+        **extra,
+    }
+
+
 def sign_up(base: str, email: str, password: str = PASSWORD) -> dict[str, Any]:
     """Create an account and return the response body (user and tokens)."""
     response = requests.post(

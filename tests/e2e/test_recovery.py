@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.e2e.helpers import CLOSE, TIMEOUT, StartServer, sign_up
+from tests.e2e.helpers import CLOSE, TIMEOUT, StartServer, mail_env, sign_up
 from tests.support.api import FORGOT_PASSWORD, LIST, PASSWORD, REFRESH, RESET_PASSWORD, SIGN_IN, bearer
 from tests.support.net import free_port
 from tests.support.redis import RedisServer
@@ -27,27 +27,12 @@ from tests.support.smtp import SmtpServer
 pytestmark = pytest.mark.e2e
 
 NEW_PASSWORD = "a brand new passphrase"
-LINK = "https://app.example.com/reset?token={token}"
 WITHIN_SECONDS = 1.0
 SLOW_SMTP_SECONDS = 3.0
 TIMING_REQUESTS = 20
 _TOKEN = re.compile(r"token=([A-Za-z0-9_-]+)")
 
 StartSmtp = Callable[..., SmtpServer]
-
-
-def _mail_env(smtp_port: int, **extra: str) -> dict[str, str]:
-    """The environment that aims a production server's mail at 127.0.0.1:`smtp_port` (plain SMTP)."""
-    return {
-        "SMTP_HOST": "127.0.0.1",
-        "SMTP_PORT": str(smtp_port),
-        "SMTP_SECURITY": "none",
-        "SMTP_TIMEOUT_SECONDS": "10",
-        "MAIL_FROM": "Posts API <no-reply@example.com>",
-        "PASSWORD_RESET_URL": LINK,
-        "MAIL_RETRY_SECONDS": "0.05",
-        **extra,
-    }
 
 
 def _forgot(base: str, email: str) -> requests.Response:
@@ -73,7 +58,7 @@ def test_a_slow_smtp_server_holds_no_worker(
 ) -> None:
     slow = start_smtp(delay=SLOW_SMTP_SECONDS)
     # One worker: if the mail held it, nothing else could be served meanwhile.
-    live = start_server(database_url, WEB_CONCURRENCY="1", **_mail_env(slow.port))
+    live = start_server(database_url, WEB_CONCURRENCY="1", **mail_env(slow.port))
     user = sign_up(live.base, "ada@example.com")
 
     started = time.monotonic()
@@ -107,7 +92,7 @@ def test_a_slow_smtp_server_holds_no_worker(
 def test_a_reset_on_one_host_ends_the_sessions_on_the_other_within_a_second(
     start_server: StartServer, shared_database: str, redis_server: RedisServer, smtp_server: SmtpServer
 ) -> None:
-    env = {"REDIS_URL": redis_server.url, **_mail_env(smtp_server.port)}
+    env = {"REDIS_URL": redis_server.url, **mail_env(smtp_server.port)}
     first = start_server(shared_database, **env)
     second = start_server(shared_database, create_tables=False, **env)
     user = sign_up(second.base, "ada@example.com")
@@ -147,7 +132,7 @@ def test_timing_figures(
     figures: dict[str, tuple[float, float]] = {}
     for index, (mode, port) in enumerate(servers.items()):
         live = start_server(
-            database_url, create_tables=index == 0, MAIL_QUEUE_SIZE="1000", **_mail_env(port, MAIL_ATTEMPTS="2")
+            database_url, create_tables=index == 0, MAIL_QUEUE_SIZE="1000", **mail_env(port, MAIL_ATTEMPTS="2")
         )
         sign_up(live.base, f"known-{mode}@example.com")
         _forgot(live.base, f"warm-{mode}@example.com")

@@ -25,8 +25,10 @@ from typing import Any
 import pytest
 import requests
 
+from tests.e2e.helpers import StartServer, mail_env
 from tests.support.api import PASSWORD
 from tests.support.gunicorn import REPO_ROOT, LiveServer
+from tests.support.smtp import SmtpServer
 
 pytestmark = pytest.mark.e2e
 
@@ -48,10 +50,14 @@ OWN_MODULES = {
     "sign_out": "api/authentication/sign_out_api_v1_auth_sign_out_post.py",
     "change_password": "api/authentication/change_password_api_v1_auth_change_password_post.py",
     "delete_account": "api/authentication/delete_account_api_v1_auth_account_delete.py",
+    "forgot_password": "api/authentication/forgot_password_api_v1_auth_forgot_password_post.py",
+    "reset_password": "api/authentication/reset_password_api_v1_auth_reset_password_post.py",
     "healthz": "api/health/healthz_healthz_get.py",
     "readyz": "api/health/readyz_readyz_get.py",
 }
 NEW_PASSWORD = "battery staple horse"
+RESET_PASSWORD = "a password from the mail"
+_TOKEN = re.compile(r"token=([A-Za-z0-9_-]+)")
 _NEXT = re.compile(r'^<([^>]+)>; rel="next"$')
 
 
@@ -102,6 +108,12 @@ def _generate(spec_path: Path, out: Path) -> None:
 
 
 @pytest.fixture
+def live_server(start_server: StartServer, database_url: str, smtp_server: SmtpServer) -> LiveServer:
+    """gunicorn (production settings) whose reset mails reach a real SMTP server, so the SDK drives recovery too."""
+    return start_server(database_url, **mail_env(smtp_server.port))
+
+
+@pytest.fixture
 def sdk(live_server: LiveServer, tmp_path: Path) -> Iterator[Path]:
     """The SDK generated from the live server's /openapi.json, importable as `posts_api_client`."""
     response = requests.get(f"{live_server.base}/openapi.json", timeout=10)
@@ -131,9 +143,11 @@ def _ok(value: Any, model: type) -> Any:
     return value
 
 
-def test_sdk_generated_from_the_live_document_is_the_originals_and_works(sdk: Path, live_server: LiveServer) -> None:
+def test_sdk_generated_from_the_live_document_is_the_originals_and_works(
+    sdk: Path, live_server: LiveServer, smtp_server: SmtpServer
+) -> None:
     _assert_original_modules_that_import(sdk)
-    _round_trip(live_server.base)
+    _round_trip(live_server.base, smtp_server)
 
 
 def _assert_original_modules_that_import(sdk: Path) -> None:
@@ -152,10 +166,11 @@ def _assert_original_modules_that_import(sdk: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def _round_trip(base: str) -> None:
+def _round_trip(base: str, smtp: SmtpServer) -> None:
     """Sign up, sign in (form and JSON), add, list, page, delete, refresh and sign out, all through the SDK.
 
-    Then the operations only this service has: change the password, sign in with it, delete the account.
+    Then the operations only this service has: change the password, sign in with it, reset it by
+    email, sign in with that one, delete the account.
     """
     client_module = importlib.import_module(f"{PACKAGE}.client")
     models = importlib.import_module(f"{PACKAGE}.models")
@@ -231,9 +246,26 @@ def _round_trip(base: str) -> None:
     changed = _ok(api["change_password"].sync(client=session, body=change), models.PasswordChanged)
     assert changed.status == "password changed"
     new_form = models.BodySignInApiV1AuthSignInPost(username=email, password=NEW_PASSWORD)
-    last = _ok(api["sign_in"].sync(client=anonymous, body=new_form), models.UserWithTokens)
+    _ok(api["sign_in"].sync(client=anonymous, body=new_form), models.UserWithTokens)
+
+    # Recovery: the mail's token resets the password; a token the service never issued is refused.
+    asked = api["forgot_password"].sync(client=anonymous, body=models.ForgotPassword(email_address=email))
+    assert _ok(asked, models.ResetRequested).status == "If the address has an account, a reset link is on its way."
+    part = smtp.wait_for(1, timeout=30)[0].message.get_body(preferencelist=("plain",))
+    assert part is not None
+    match = _TOKEN.search(str(part.get_content()))
+    assert match
+    bogus = models.ResetPassword(token="not-issued", new_password=RESET_PASSWORD)
+    refused = api["reset_password"].sync_detailed(client=anonymous, body=bogus)
+    assert refused.status_code == 400 and isinstance(refused.parsed, models.Error)
+    reset = models.ResetPassword(token=match[1], new_password=RESET_PASSWORD, confirm_password=RESET_PASSWORD)
+    done = _ok(api["reset_password"].sync(client=anonymous, body=reset), models.PasswordReset)
+    assert done.status == "password reset"
+    assert api["sign_in"].sync_detailed(client=anonymous, body=new_form).status_code == 401
+    reset_form = models.BodySignInApiV1AuthSignInPost(username=email, password=RESET_PASSWORD)
+    last = _ok(api["sign_in"].sync(client=anonymous, body=reset_form), models.UserWithTokens)
     session = client_module.AuthenticatedClient(base_url=base, token=last.access_token)
-    confirm = models.DeleteAccount(password=NEW_PASSWORD)
+    confirm = models.DeleteAccount(password=RESET_PASSWORD)
     gone = _ok(api["delete_account"].sync(client=session, body=confirm), models.AccountDeleted)
     assert gone.status == "account deleted"
-    assert api["sign_in"].sync_detailed(client=anonymous, body=new_form).status_code == 401
+    assert api["sign_in"].sync_detailed(client=anonymous, body=reset_form).status_code == 401
