@@ -54,7 +54,8 @@ def _device_nonce() -> str:
 limit_auth_per_address = limiter.shared_limit(
     lambda: str(current_app.config[AUTH_PER_ADDRESS_KEY]), scope="auth-per-address"
 )
-"""Decorator: sign-up and sign-in share one counter per client address (every attempt counts)."""
+"""Decorator: the auth endpoints without a password check (sign-up, sign-in, refresh, sign-out,
+recovery) share one counter per client address (every attempt counts)."""
 
 limit_sign_in_failures = limiter.shared_limit(
     lambda: str(current_app.config[SIGN_IN_FAILURES_KEY]),
