@@ -46,7 +46,7 @@ class Outbox:
         retry_seconds: float,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.transport = transport
+        self._transport = transport
         self._capacity = capacity
         self._attempts = attempts
         self._retry_seconds = retry_seconds
@@ -75,7 +75,7 @@ class Outbox:
         """Send now, in the calling thread, with the retries; True once sent, False after the last failure."""
         for attempt in range(1, self._attempts + 1):
             try:
-                self.transport.send(message)
+                self._transport.send(message)
             except OSError as exc:
                 # The recipient's address stays out of the log, as everywhere else.
                 reason = f"{type(exc).__name__}{_smtp_code(exc)}"
