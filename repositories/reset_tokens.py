@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -39,23 +39,31 @@ class ResetTokenRepository:
         """Store a new token for the account with this email, replacing its older one, in one transaction.
 
         Answers the account's id, or None when there is no such account or its mail window is
-        full (nothing changes then). The account row is locked for the transaction (MySQL), so
-        concurrent requests for one account on several hosts take turns and count exactly;
-        two that still collide on the unique user_id leave one token, and the loser gets None.
+        full (nothing changes then). The account is locked for the transaction, so concurrent
+        requests for one account on several hosts take turns and count exactly; two that still
+        collide on the unique user_id leave one token, and the loser gets None.
         """
         session = self._session
         try:
-            account = session.execute(
-                select(UserRow.id, UserRow.session_generation)
+            # Lock the account first, by a write that changes nothing: MySQL holds the row lock
+            # until the commit, and SQLite (whose driver opens a transaction only at a write)
+            # takes its write lock. Concurrent requests for one account then count in turn.
+            session.execute(
+                update(UserRow)
                 .where(UserRow.email_address == email_address)
-                .with_for_update()
+                .values(session_generation=UserRow.session_generation)
+            )
+            account = session.execute(
+                select(UserRow.id, UserRow.session_generation).where(UserRow.email_address == email_address)
             ).one_or_none()
             if account is None:
                 return None
+            # A locking read too: it sees the latest committed window even if this session read
+            # before (a plain read would use the transaction's older snapshot on MySQL).
             previous = session.execute(
-                select(ResetTokenRow.window_started_at, ResetTokenRow.mails_in_window).where(
-                    ResetTokenRow.user_id == account.id
-                )
+                select(ResetTokenRow.window_started_at, ResetTokenRow.mails_in_window)
+                .where(ResetTokenRow.user_id == account.id)
+                .with_for_update()
             ).one_or_none()
             window_started_at, mails = now, 1
             if previous is not None and previous.window_started_at > now - window.length:

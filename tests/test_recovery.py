@@ -10,6 +10,7 @@ import logging
 import re
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -568,3 +569,18 @@ def test_cli_set_password_asks_again_on_a_mismatch_and_refuses_weak_ones(rec: Re
     assert unknown.exit_code == 1 and "no account" in unknown.output
     # No --password option: a password never goes on the command line.
     assert cli(rec.app, "users", "set-password", ADA, "--password", NEW_PASSWORD).exit_code == 2
+
+
+def test_the_mail_limit_holds_across_hosts_sharing_the_database(
+    make_recovery: Callable[..., Recovery], smtp_server: SmtpServer
+) -> None:
+    # Two apps stand for two hosts: each has its own outbox thread, both count in the one database.
+    hosts = [make_recovery(), make_recovery()]
+    hosts[0].api.user()
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda index: hosts[index % 2].api.forgot_password(ADA).status_code, range(8)))
+    assert answers == [202] * 8
+    for host in hosts:
+        host.settle()
+    assert len(smtp_server.received) == 3
+    assert hosts[0].token_rows() == 1
