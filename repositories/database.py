@@ -216,12 +216,11 @@ def build_engine(settings: Settings) -> Engine:
         url = url.update_query_dict({"charset": "utf8mb4"})
         options.update(
             poolclass=MeteredQueuePool,  # counts checkouts that wait for a connection (metrics)
-            # At most 2 x DB_POOL_SIZE connections, as before, but all kept once opened: overflow
-            # connections are closed on return, and under the gevent worker (more requests at once
-            # than threads used to allow) they were opened and closed all the time, each costing a
-            # handshake and a TLS context (PyMySQL's preferred TLS loads the CA bundle: ~50 ms of
-            # CPU that stalls every other request of the worker). add-post ran at a third of gthread.
-            pool_size=2 * settings.db_pool_size,
+            # DB_POOL_SIZE connections, all kept once opened: overflow connections are closed on
+            # return, and under the gevent worker they would be opened and closed all the time, each
+            # costing a handshake and a TLS context (PyMySQL's preferred TLS loads the CA bundle,
+            # CPU that stalls every other request of the worker; docs/serving.md has the figures).
+            pool_size=settings.db_pool_size,
             max_overflow=0,
             pool_timeout=settings.db_connect_timeout_seconds,
             # Below MySQL's default wait_timeout (8 h) and typical proxies' idle cut-offs.
