@@ -36,9 +36,9 @@ log = logging.getLogger(__name__)
 # - host unreachable (packets dropped): the TCP connect gives up after C.
 # - server freezes mid-request: the statement's read (or write) gives up after R; a request ends at
 #   its first database error, so it never waits twice.
-# That bounds one request, not a crowd: with every thread of a worker waiting R on a frozen server,
-# the requests queued behind them would wait R more each, in turn (24 writes on gthread's 2 x 4
-# threads: 503s after up to 15-19 s, and /healthz, queued with them, as long). Hence
+# That bounds one request, not a crowd: with every pooled connection of a worker waiting R on a
+# frozen server, the requests queued behind them would wait R more each, in turn (figures in
+# docs/database-outages.md). Hence
 # `DatabaseBreaker`: the first timeout or failed connect opens it, and from then on this process
 # answers 503 at once without touching the pool, letting one request probe every DB_RETRY_SECONDS.
 # So a request gets its 503 after at most R (the requests already waiting when the server froze)
@@ -233,7 +233,7 @@ def build_engine(settings: Settings) -> Engine:
             # Not autocommit, although every write is one statement: a write sent to a frozen
             # server waits in its socket buffer, the request gives up (503), and once the server
             # thaws it would run the statement and commit it by itself: a post the client was told
-            # was not stored (tests/e2e/test_database_outage.py caught it). In a transaction, the
+            # was not stored (tests/e2e/test_database_outage.py checks it). In a transaction, the
             # COMMIT never comes and the server rolls the write back when it finds the connection
             # gone. The price: a read-only checkout ends with a ROLLBACK (its snapshot must end).
         )
