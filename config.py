@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     # See repositories/database.py for how these bound a request during a database outage.
     db_connect_timeout_seconds: int = Field(default=2, gt=0)
     db_read_timeout_seconds: int = Field(default=3, gt=0)
-    db_pool_size: int = Field(default=5, gt=0)
+    db_pool_size: int = Field(default=10, gt=0)
     # After a database timeout or failed connect, a process answers 503 at once for this long,
     # then lets one request probe (repositories/database.py, DatabaseBreaker).
     db_retry_seconds: float = Field(default=1.0, gt=0)

@@ -143,7 +143,7 @@ class SessionStore(AppState[SessionGenerations]):
         self.bind(app, SessionGenerations(app.extensions["cache"][flask_cache]))
 
 
-class PasswordHasher(AppState[Passwords]):
+class PasswordHashing(AppState[Passwords]):
     """The argon2id hasher sign-up and sign-in use."""
 
     def __init__(self) -> None:
@@ -227,6 +227,6 @@ limiter = Limiter(
 db = Database()
 listing_cache = ListingCache()
 sessions = SessionStore()
-passwords = PasswordHasher()
+passwords = PasswordHashing()
 readiness = ReadinessProbes()
 recovery = Recovery()

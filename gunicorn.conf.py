@@ -19,8 +19,8 @@ bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{os.environ.get('PORT', '800
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # gevent, hardened (serving/worker.py; the measurements are in docs/serving.md):
 # a connection costs a greenlet rather than a thread, so clients that trickle their headers or
-# bodies cannot occupy the slots every other request needs, as they did with gthread's 2 x 4
-# threads. Password hashing runs on a few native threads per worker (serving/offload.py).
+# bodies cannot occupy the few slots every other request needs, as they would with a few threads
+# per worker. Password hashing runs on a few native threads per worker (serving/offload.py).
 worker_class = "serving.worker.Worker"
 # Connections each worker holds at once (idle keep-alive and slow ones included); past it a
 # worker stops accepting until one closes.

@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
-from blueprints.middleware.body_limit import CLOSE_CONNECTION
+from blueprints.middleware.body_limit import CLOSE_AFTER_RESPONSE
 from blueprints.middleware.request_id import request_id
 from extensions import limiter
 from repositories.database import DatabaseUnavailableError
@@ -128,7 +128,7 @@ def _handle_http_exception(error: HTTPException) -> Response:
     if status in (413, 501):
         # The rest of a body (oversized, or in a coding not read) may still be on its way: the
         # server closes the connection.
-        request.environ[CLOSE_CONNECTION] = True
+        request.environ[CLOSE_AFTER_RESPONSE] = True
     return error_response(status, error.description or error.name, headers)
 
 

@@ -125,12 +125,7 @@ class VersionedListingCache:
 
     def forget(self, user_id: uuid.UUID) -> None:
         """Drop a deleted user's listing: its current body and version (older bodies are unreachable already)."""
-        try:
-            self._retire(user_id)
-        except Exception:
-            self._defer(user_id, "invalidation")
-            return
-        self._breaker.succeeded()
+        self.invalidate(user_id)  # retiring the version drops its body too
 
     def put(self, user_id: uuid.UUID, version: str, body: bytes) -> None:
         """Cache the body unless it is too big, the version could not be read or is retired, or the cache is down."""

@@ -36,9 +36,9 @@ log = logging.getLogger(__name__)
 # - host unreachable (packets dropped): the TCP connect gives up after C.
 # - server freezes mid-request: the statement's read (or write) gives up after R; a request ends at
 #   its first database error, so it never waits twice.
-# That bounds one request, not a crowd: with every thread of a worker waiting R on a frozen server,
-# the requests queued behind them would wait R more each, in turn (24 writes on gthread's 2 x 4
-# threads: 503s after up to 15-19 s, and /healthz, queued with them, as long). Hence
+# That bounds one request, not a crowd: with every pooled connection of a worker waiting R on a
+# frozen server, the requests queued behind them would wait R more each, in turn (figures in
+# docs/database-outages.md). Hence
 # `DatabaseBreaker`: the first timeout or failed connect opens it, and from then on this process
 # answers 503 at once without touching the pool, letting one request probe every DB_RETRY_SECONDS.
 # So a request gets its 503 after at most R (the requests already waiting when the server froze)
@@ -205,6 +205,8 @@ def build_engine(settings: Settings) -> Engine:
     # (a committed write goes back without a ROLLBACK round trip; a read ends its snapshot).
     # No pool_pre_ping: a ping per checkout is a round trip on every request; DatabaseBreaker
     # pings a pooled connection only when it sat idle (see `_ping_if_idle`).
+    # Both kept because the bench needs them: with SQLAlchemy's defaults add-post's p99 doubles and
+    # passes the original's (docs/benchmark.md, "Tricks the bench keeps").
     options: dict[str, Any] = {"hide_parameters": True, "pool_reset_on_return": None}
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
@@ -214,12 +216,11 @@ def build_engine(settings: Settings) -> Engine:
         url = url.update_query_dict({"charset": "utf8mb4"})
         options.update(
             poolclass=MeteredQueuePool,  # counts checkouts that wait for a connection (metrics)
-            # At most 2 x DB_POOL_SIZE connections, as before, but all kept once opened: overflow
-            # connections are closed on return, and under the gevent worker (more requests at once
-            # than threads used to allow) they were opened and closed all the time, each costing a
-            # handshake and a TLS context (PyMySQL's preferred TLS loads the CA bundle: ~50 ms of
-            # CPU that stalls every other request of the worker). add-post ran at a third of gthread.
-            pool_size=2 * settings.db_pool_size,
+            # DB_POOL_SIZE connections, all kept once opened: overflow connections are closed on
+            # return, and under the gevent worker they would be opened and closed all the time, each
+            # costing a handshake and a TLS context (PyMySQL's preferred TLS loads the CA bundle,
+            # CPU that stalls every other request of the worker; docs/serving.md has the figures).
+            pool_size=settings.db_pool_size,
             max_overflow=0,
             pool_timeout=settings.db_connect_timeout_seconds,
             # Below MySQL's default wait_timeout (8 h) and typical proxies' idle cut-offs.
@@ -232,7 +233,7 @@ def build_engine(settings: Settings) -> Engine:
             # Not autocommit, although every write is one statement: a write sent to a frozen
             # server waits in its socket buffer, the request gives up (503), and once the server
             # thaws it would run the statement and commit it by itself: a post the client was told
-            # was not stored (tests/e2e/test_database_outage.py caught it). In a transaction, the
+            # was not stored (tests/e2e/test_database_outage.py checks it). In a transaction, the
             # COMMIT never comes and the server rolls the write back when it finds the connection
             # gone. The price: a read-only checkout ends with a ROLLBACK (its snapshot must end).
         )

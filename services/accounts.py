@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from email_validator import EmailNotValidError, validate_email
@@ -58,6 +59,15 @@ def password_version(password_hash: str) -> str:
     return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
 
 
+@dataclass(frozen=True)
+class SignedIn:
+    """An account whose password was just checked or set: what its new tokens and device cookie carry."""
+
+    user: User
+    generation: int  # the session generation read or written with the password hash
+    password_version: str
+
+
 class AccountService:
     """Creates accounts, checks credentials, changes passwords and deletes accounts."""
 
@@ -69,21 +79,22 @@ class AccountService:
         self._sessions = sessions
         self._cache = cache
 
-    def sign_up(self, email_address: str, password: str, confirm_password: str | None = None) -> User:
+    def sign_up(self, email_address: str, password: str, confirm_password: str | None = None) -> SignedIn:
         """Create an account; the database's unique index settles concurrent duplicates."""
         check_password(password)
         if confirm_password is not None and confirm_password != password:
             raise PasswordMismatchError
         now = datetime.now(UTC)
         user = User(id=uuid.uuid4(), email_address=normalize_email(email_address), created_at=now, updated_at=now)
+        password_hash = self._passwords.hash(password)
         try:
-            self._users.add(user, self._passwords.hash(password))
+            self._users.add(user, password_hash)
         except DuplicateEmailError as exc:
             raise EmailTakenError(user.email_address) from exc
         self._sessions.learn(user.id, 0)
-        return user
+        return SignedIn(user, 0, password_version(password_hash))
 
-    def sign_in(self, email_address: str, password: str) -> tuple[User, int]:
+    def sign_in(self, email_address: str, password: str) -> SignedIn:
         """The account for these credentials and its session generation; unknown email and wrong password fail alike.
 
         The generation is read with the password hash: if the password changes meanwhile, the
@@ -101,9 +112,10 @@ class AccountService:
         user, password_hash, generation = found
         self._check(password_hash, password)
         if self._passwords.needs_rehash(password_hash):
-            self._users.update_password_hash(user.id, self._passwords.hash(password))
+            password_hash = self._passwords.hash(password)
+            self._users.update_password_hash(user.id, password_hash)
         self._sessions.learn(user.id, generation, read_at)
-        return user, generation
+        return SignedIn(user, generation, password_version(password_hash))
 
     def password_version(self, user_id: uuid.UUID) -> str | None:
         """The account's current password version; None when there is no such account."""
@@ -124,8 +136,8 @@ class AccountService:
 
     def change_password(
         self, user_id: uuid.UUID, current_password: str, new_password: str, confirm_password: str | None = None
-    ) -> tuple[User, int]:
-        """Set a new password and end every session of the account; the user and the new generation.
+    ) -> SignedIn:
+        """Set a new password and end every session of the account; the caller's new standing.
 
         Tokens of the new generation (the caller's new pair) open the only session left. A
         concurrent ending (sign-out elsewhere) revoked the caller's token: TokenRevokedError.
@@ -136,10 +148,12 @@ class AccountService:
         user, password_hash, generation = self._credentials(user_id)
         self._check(password_hash, current_password)
         changed_at = datetime.now(UTC)
-        if not self._users.change_password(user_id, generation, self._passwords.hash(new_password), changed_at):
+        new_hash = self._passwords.hash(new_password)
+        if not self._users.change_password(user_id, generation, new_hash, changed_at):
             raise TokenRevokedError(str(user_id))
         self._sessions.ended(user_id, generation + 1)
-        return user.model_copy(update={"updated_at": changed_at}), generation + 1
+        changed = user.model_copy(update={"updated_at": changed_at})
+        return SignedIn(changed, generation + 1, password_version(new_hash))
 
     def set_password(self, user_id: uuid.UUID, new_password: str) -> int:
         """Set a password without the current one (recovery, operators), ending every session; the new generation."""

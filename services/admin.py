@@ -37,7 +37,7 @@ class AdminService:
 
     def create_user(self, email_address: str, password: str) -> User:
         """Create an account under the rules of sign-up (a valid unique email, the password policy)."""
-        return self._accounts.sign_up(email_address, password)
+        return self._accounts.sign_up(email_address, password).user
 
     def list_users(self) -> list[AccountSummary]:
         """Every account with its number of posts, oldest first."""

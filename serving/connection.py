@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from werkzeug.exceptions import RequestTimeout
 
-from blueprints.middleware.body_limit import CLOSE_CONNECTION as CLOSE_AFTER_RESPONSE
+from blueprints.middleware.body_limit import CLOSE_AFTER_RESPONSE
 from serving.errors import MESSAGES, error_page
 
 # Set by the worker around each request: closes the connection after this response.
@@ -96,7 +96,7 @@ class DeadlineInput:
 
 
 class HonestConnections:
-    """WSGI middleware: the app's request to close (blueprints.middleware.body_limit.CLOSE_CONNECTION in the
+    """WSGI middleware: the app's request to close (blueprints.middleware.body_limit.CLOSE_AFTER_RESPONSE in the
     environ, or a `Connection: close` header) closes the connection; bodies have a deadline."""
 
     def __init__(self, app: Any, body_timeout_seconds: float, scope: DeadlineScope) -> None:

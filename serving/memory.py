@@ -4,11 +4,9 @@ glibc's malloc serves a request of 128 KiB or more with its own mmap, and return
 but after the first such free it raises that threshold (up to 32 MiB) to the size freed, so
 later 1 MiB buffers (a post's row, its text, its JSON, its chunk) come from the heap, where four
 listings streaming at once interleave them and the heap grows in holes it cannot give back.
-Measured (bench.stress_listing, one gevent worker, 4 clients listing 1 GiB of 1 MiB posts at
-once, 2026-11-28): the worker grew +82 MiB with the dynamic threshold, +15 MiB with it fixed at
-128 KiB, and its resting RSS fell from 116 to 100 MiB. The cost: each large buffer is a fresh
-mapping, so those listings streamed at 205 instead of 362 MiB/s per worker (still more than a
-network link gives one client).
+Kept because the memory goal needs it: a worker serving four 1 GiB listings at once grows
+about five times less with the threshold fixed, at the cost of a slower stream per worker
+(docs/benchmark.md, "Tricks the bench keeps", has the figures).
 
 An operator's own MALLOC_MMAP_THRESHOLD_ (glibc's environment tunable) is left alone.
 """

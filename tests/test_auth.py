@@ -10,6 +10,7 @@ import jwt
 import pytest
 from flask.testing import FlaskClient
 
+from blueprints.auth.devices import COOKIE_NAME, COOKIE_PATH
 from tests.support.api import LIST, PASSWORD, REFRESH, SIGN_IN, SIGN_UP, TEST_SECRET, SignUp, bearer
 
 USER_FIELDS = {"id", "email_address", "created_at", "updated_at", "access_token", "refresh_token", "token_type"}
@@ -119,6 +120,7 @@ def test_sign_up_body_must_be_a_json_object(client: FlaskClient, body: str) -> N
 
 def test_sign_in_with_form_and_json(client: FlaskClient, sign_up: SignUp, statements: list[str]) -> None:
     user = sign_up("ada@example.com")
+    client.delete_cookie(COOKIE_NAME, path=COOKIE_PATH)  # a client that never signed in here
     statements.clear()
     form = client.post(SIGN_IN, data={"username": "ADA@example.com", "password": PASSWORD, "grant_type": "password"})
     assert form.status_code == 200
@@ -130,6 +132,15 @@ def test_sign_in_with_form_and_json(client: FlaskClient, sign_up: SignUp, statem
         response = client.post(SIGN_IN, json={key: "ada@example.com", "password": PASSWORD})
         assert response.status_code == 200
         assert response.get_json()["id"] == user["id"]
+
+
+def test_a_device_cookie_costs_one_select_more(client: FlaskClient, sign_up: SignUp, statements: list[str]) -> None:
+    sign_up("ada@example.com")  # sets the device cookie
+    statements.clear()
+    response = client.post(SIGN_IN, json={"email_address": "ada@example.com", "password": PASSWORD})
+    assert response.status_code == 200
+    # The cookie is checked against the account's id and password before the limits apply.
+    assert statements == ["SELECT", "SELECT"]
 
 
 @pytest.mark.parametrize(

@@ -84,3 +84,20 @@ def test_only_unfinished_transactions_are_rolled_back_on_return(engine: Engine, 
         connection.execute(text("SELECT COUNT(*) FROM items"))
     # Closed without a commit: exactly one ROLLBACK (SQLAlchemy's), none added by the pool.
     assert _session_rollbacks(engine) == (first_id, after_commits + 1)
+
+
+@pytest.mark.parametrize("size", [1, 10])
+def test_db_pool_size_is_the_pools_size(size: int) -> None:
+    settings = load_settings(
+        {},
+        app_env="testing",
+        database_url="mysql+pymysql://nobody@127.0.0.1:9/none",
+        jwt_secret_key=TEST_SECRET,
+        db_pool_size=size,
+    )
+    built = build_engine(settings)  # connects only when used
+    try:
+        assert built.pool.size() == size  # type: ignore[attr-defined]
+        assert built.pool.overflow() == -size  # type: ignore[attr-defined]  # none open, none beyond the size
+    finally:
+        built.dispose()

@@ -102,17 +102,14 @@ def _attempted_account_version() -> tuple[str, str] | None:
     return None if found is None else (found[0].hex, found[1])
 
 
-def remember_device(user_id: uuid.UUID) -> None:
-    """Set a new device cookie for this account and its current password on the response (on success).
+def remember_device(user_id: uuid.UUID, password_version: str) -> None:
+    """Set a new device cookie for this account and its password version on the response (on success).
 
     A fresh nonce every time, so a sign-in that succeeds starts the device's failure count
     afresh: the right password is proof enough that the failures were the owner's typos.
     """
-    version = account_service().password_version(user_id)
-    if version is None:
-        return  # deleted meanwhile: nothing to trust
     lifetime: timedelta = current_app.config[DEVICE_COOKIE_LIFETIME_KEY]
-    content = [user_id.hex, version, secrets.token_urlsafe(16)]
+    content = [user_id.hex, password_version, secrets.token_urlsafe(16)]
     value = serializer(current_app.config["JWT_SECRET_KEY"]).dumps(content)
     # Secure only over HTTPS: with plain HTTP (development, tests) the browser would drop it.
     # request.is_secure believes X-Forwarded-Proto only behind TRUSTED_PROXY_HOPS (app.py).

@@ -37,7 +37,7 @@ from blueprints.auth.tokens import (
 from blueprints.errors import AuthenticationError
 from blueprints.openapi import BEARER_SECURITY, Blueprint, errors
 from dependencies import account_service, session_service
-from models.entities import User
+from services.accounts import SignedIn
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Accounts and tokens.", tag="Authentication")
 
@@ -85,11 +85,12 @@ SET_DEVICE_COOKIE = {
 }
 
 
-def _user_with_tokens(user: User, generation: int) -> dict[str, Any]:
+def _user_with_tokens(signed_in: SignedIn) -> dict[str, Any]:
     """The account and a fresh token pair; the client becomes a trusted device of this account."""
+    user = signed_in.user
     g.user_id = user.id  # for the audit log
-    remember_device(user.id)
-    return {**user.model_dump(), **issue_tokens(user.id, generation)}
+    remember_device(user.id, signed_in.password_version)
+    return {**user.model_dump(), **issue_tokens(user.id, signed_in.generation)}
 
 
 def _refresh_claims() -> dict[str, Any]:
@@ -111,8 +112,8 @@ def sign_up(payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     Returns the new account with an access and a refresh token. The email is stored
     lowercase; a second account with the same email gets 400.
     """
-    user = account_service().sign_up(payload["email_address"], payload["password"], payload["confirm_password"])
-    return _user_with_tokens(user, 0), NO_STORE
+    signed_in = account_service().sign_up(payload["email_address"], payload["password"], payload["confirm_password"])
+    return _user_with_tokens(signed_in), NO_STORE
 
 
 @blp.route("/sign_in", methods=["POST"])
@@ -148,8 +149,7 @@ def sign_in() -> tuple[dict[str, Any], dict[str, str]]:
     other clients' failures never lock it out.
     """
     email, password = _credentials()
-    user, generation = account_service().sign_in(email, password)
-    return _user_with_tokens(user, generation), NO_STORE
+    return _user_with_tokens(account_service().sign_in(email, password)), NO_STORE
 
 
 def _credentials() -> tuple[str, str]:
@@ -213,11 +213,11 @@ def change_password(payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, 
     a second. The answer carries a fresh token pair for you. A wrong current password is 401
     and counts toward the failed sign-in limit of the account.
     """
-    user, generation = account_service().change_password(
+    changed = account_service().change_password(
         current_user_id(), payload["current_password"], payload["new_password"], payload["confirm_password"]
     )
-    remember_device(user.id)  # the old cookies were for the old password
-    return {"status": "password changed", **issue_tokens(user.id, generation)}, NO_STORE
+    remember_device(changed.user.id, changed.password_version)  # the old cookies were for the old password
+    return {"status": "password changed", **issue_tokens(changed.user.id, changed.generation)}, NO_STORE
 
 
 @blp.route("/account", methods=["DELETE"])

@@ -15,7 +15,7 @@ UNSUPPORTED_CODING_KEY = "posts.unsupported_transfer_coding"
 # Set in the WSGI environ when the server should close the connection after this response (a
 # 413: the rest of the body may still be arriving). Apps must not send hop-by-hop headers
 # (PEP 3333), so the server (serving.connection) announces `Connection: close` itself.
-CLOSE_CONNECTION = "posts.close_connection"
+CLOSE_AFTER_RESPONSE = "posts.close_after_response"
 
 
 class ChunkedBodyLimit:

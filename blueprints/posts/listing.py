@@ -20,9 +20,9 @@ log = logging.getLogger(__name__)
 # The listing is private and changes with every add and delete, but it may be kept by the
 # client if it asks again each time: `private` keeps it out of shared caches (proxies, CDNs),
 # `no-cache` makes a browser revalidate every use with If-None-Match, so the user's own writes
-# show at once (read-your-writes) and an unchanged listing costs a 304 with no database query.
-# `no-store` (before) forbade keeping it, so no client could ever revalidate. `Vary:
-# Authorization`: a copy is only for the same credentials (the tag is per user as well).
+# show at once (read-your-writes) and an unchanged listing costs a 304 with no database query
+# (`no-store` would forbid keeping it, so no client could revalidate). `Vary: Authorization`: a
+# copy is only for the same credentials (the tag is per user as well).
 CACHE_CONTROL = "private, no-cache"
 _QUERY = ListingQuerySchema()
 VARY = "Authorization"

@@ -20,7 +20,7 @@ from tests.support.posts import insert_posts
 
 pytestmark = pytest.mark.e2e
 
-STALLED = 40  # four times the pool (DB_POOL_SIZE 5 plus as many overflow) per worker
+STALLED = 40  # four times the pool (DB_POOL_SIZE, 10) per worker
 POSTS, POST_BYTES = 16, 1024 * 1024  # a 16 MiB listing: far more than the sockets' buffers
 OTHERS = 20
 
