@@ -90,6 +90,25 @@ def _sign_in_password() -> fields.String:
     )
 
 
+def _new_password() -> fields.String:
+    """A new password (change or reset): the password policy applies, never echoed back."""
+    return fields.String(
+        required=True,
+        load_only=True,
+        validate=_follows_password_policy,
+        metadata={"example": EXAMPLE_NEW_PASSWORD, "minLength": MIN_PASSWORD_LENGTH, "maxLength": MAX_PASSWORD_LENGTH},
+    )
+
+
+def _new_password_confirmation() -> fields.String:
+    """The optional repeat of a new password."""
+    return fields.String(
+        load_only=True,
+        load_default=None,
+        metadata={"description": "When sent, must equal new_password.", "example": EXAMPLE_NEW_PASSWORD},
+    )
+
+
 class SignInJsonSchema(RequestSchema):
     """JSON sign-in. `email` is accepted as an alias of `email_address`."""
 
@@ -146,17 +165,8 @@ class ChangePasswordSchema(RequestSchema):
     """A password change: the current password, and the new one (the password policy applies)."""
 
     current_password = _sign_in_password()
-    new_password = fields.String(
-        required=True,
-        load_only=True,
-        validate=_follows_password_policy,
-        metadata={"example": EXAMPLE_NEW_PASSWORD, "minLength": MIN_PASSWORD_LENGTH, "maxLength": MAX_PASSWORD_LENGTH},
-    )
-    confirm_password = fields.String(
-        load_only=True,
-        load_default=None,
-        metadata={"description": "When sent, must equal new_password.", "example": EXAMPLE_NEW_PASSWORD},
-    )
+    new_password = _new_password()
+    confirm_password = _new_password_confirmation()
 
 
 class PasswordChangedSchema(Schema):
@@ -217,17 +227,8 @@ class ResetPasswordSchema(RequestSchema):
         validate=validate.Length(1, MAX_RESET_TOKEN_LENGTH),
         metadata={"description": "The reset token from the mail (its `token=` value)."},
     )
-    new_password = fields.String(
-        required=True,
-        load_only=True,
-        validate=_follows_password_policy,
-        metadata={"example": EXAMPLE_NEW_PASSWORD, "minLength": MIN_PASSWORD_LENGTH, "maxLength": MAX_PASSWORD_LENGTH},
-    )
-    confirm_password = fields.String(
-        load_only=True,
-        load_default=None,
-        metadata={"description": "When sent, must equal new_password.", "example": EXAMPLE_NEW_PASSWORD},
-    )
+    new_password = _new_password()
+    confirm_password = _new_password_confirmation()
 
 
 class PasswordResetSchema(Schema):
