@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 #   (the greeting never comes).
 # - host unreachable (packets dropped): the TCP connect gives up after C.
 # - server freezes mid-request: the statement's read (or write) gives up after R; a request ends at
-#   its first database error, so it never waits twice.
+#   its first database error, and a caller that carries on (the session check falls back to
+#   what the process knows) gets no further connection: it never waits twice.
 # That bounds one request, not a crowd: with every pooled connection of a worker waiting R on a
 # frozen server, the requests queued behind them would wait R more each, in turn (figures in
 # docs/database-outages.md). Hence
@@ -74,8 +75,10 @@ class DatabaseBreaker:
     Opened by a timeout (connect, handshake, idle ping, statement) or a connection that could not
     be made, as reported by the engine's `handle_error` event; closed by the next connection the
     pool hands out healthy (idle ping passed, or just connected). Callers ask `admit()` before
-    their first statement; a new connection for a caller admitted before the latest failure is
-    refused too (`do_connect`), so a request that waited for the pool does not wait on a connect.
+    their first statement; a connection, new or pooled, for a caller admitted before the latest
+    failure is refused too, so a request never waits on the database twice: not after waiting for
+    the pool, and not after its own first timeout (the session check falls back, then the write
+    would need a connection).
     A failure that is not an outage (constraint, deadlock, lock wait, a stale pooled connection
     that the pool replaces) leaves it closed.
     """
@@ -102,7 +105,9 @@ class DatabaseBreaker:
         breaker = cls(cooldown, probe_timeout=max(cooldown, float(worst)), clock=clock)
         event.listen(engine, "handle_error", breaker._on_error)
         # First in line: the refusal must come before any listener that makes the connection.
-        event.listen(engine, "do_connect", breaker._on_connect, insert=True)
+        event.listen(engine, "do_connect", breaker._refuse_if_failed_since_admitted, insert=True)
+        # Also first on checkout: a pooled connection is refused before its idle ping could wait.
+        event.listen(engine.pool, "checkout", breaker._refuse_if_failed_since_admitted, insert=True)
         if engine.dialect.name != "sqlite":
             event.listen(engine.pool, "checkin", _note_idle)
             event.listen(engine.pool, "checkout", breaker._ping_if_idle)
@@ -150,7 +155,13 @@ class DatabaseBreaker:
             # is left to the pool: it reconnects, and only that reconnect's failure counts.
             self.failed(f"{type(error).__name__} on connect")
 
-    def _on_connect(self, *_args: Any) -> None:
+    def _refuse_if_failed_since_admitted(self, *_args: Any) -> None:
+        """do_connect and checkout: a caller admitted before the latest failure gets no connection.
+
+        Neither a new one (its handshake would wait on the server) nor a pooled one (its idle ping,
+        or its first statement, would): a request that already met a timeout, or that was
+        admitted just before another request met one, is refused at once rather than wait again.
+        """
         admitted = _admitted.get()
         if admitted is not None and admitted[0] is self and admitted[1] != self._failures:
             raise DatabaseUnavailableError

@@ -188,6 +188,34 @@ def test_a_caller_admitted_before_a_failure_gets_no_new_connection(tmp_path: Pat
         engine.dispose()
 
 
+def test_a_caller_admitted_before_a_failure_gets_no_pooled_connection_either(tmp_path: Path) -> None:
+    settings = _settings(f"sqlite:///{tmp_path / 'posts.db'}")
+    engine = build_engine(settings)
+    clock = Clock()
+    breaker = DatabaseBreaker.watching(engine, settings, clock)
+    try:
+        with engine.connect():
+            pass  # one connection now waits in the pool
+        attempts = _count_connects(engine)
+        # Listeners added later run later: this one stands for the idle ping, which could wait R.
+        handed_out: list[int] = []
+        event.listen(engine.pool, "checkout", lambda *_args: handed_out.append(1))
+        breaker.admit()
+        breaker.failed("this request's session check timed out, and it carries on to its write")
+        with pytest.raises(DatabaseUnavailableError):
+            engine.connect()
+        assert (attempts, handed_out) == ([], [])
+        clock.now += settings.db_retry_seconds
+        breaker.admit()  # the probe
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT 1")).scalar_one() == 1
+        # The refused connection was discarded; the probe made a new one.
+        assert (attempts, handed_out) == ([1], [1])
+    finally:
+        breaker.release()
+        engine.dispose()
+
+
 def test_a_pooled_connection_the_server_closed_is_replaced_without_opening_the_breaker(
     backend: str, request: pytest.FixtureRequest, app: Flask, client: FlaskClient, token: str, settings: Settings
 ) -> None:
