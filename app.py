@@ -19,9 +19,10 @@ from blueprints.openapi import api, openapi_config
 from blueprints.posts import routes as posts_routes
 from commands import register_commands
 from config import INSTANCE_DIR, MAX_BODY_BYTES, Settings, flask_config, load_settings
-from extensions import db, flask_cache, jwt, limiter, listing_cache, passwords, readiness, recovery, sessions
+from extensions import cache, jwt, limiter
 from observability.instrument import init_metrics
 from observability.logs import init_logging
+from resources import init_resources, resources
 from serving.offload import offload
 
 
@@ -52,14 +53,10 @@ def configure(app: Flask, settings: Settings) -> None:
 
 
 def register_extensions(app: Flask, settings: Settings) -> None:
-    """Bind every extension: database, cache, session generations, hasher, probes, recovery, limiter, JWT, OpenAPI."""
-    db.init_app(app, settings)
-    listing_cache.init_app(app, settings, flask_cache)
-    sessions.init_app(app, flask_cache)
+    """Bind every extension: the cache, this service's resources (resources.py), the limiter, JWT, OpenAPI."""
+    cache.init_app(app)
     # Under the gevent worker hashes run on a few native threads (serving/offload.py).
-    passwords.init_app(app, offload())
-    readiness.init_app(app, settings)
-    recovery.init_app(app, settings)
+    init_resources(app, settings, cache, offload())
     limiter.init_app(app)
     jwt.init_app(app)
     register_token_checks(jwt)
@@ -81,7 +78,7 @@ def register_middleware(app: Flask, settings: Settings) -> None:
     app.after_request(echo_request_id)
     init_audit_log(app)
     # Outermost, so a request's latency counts everything the app does for it.
-    init_metrics(app, settings, db.of(app).engine)
+    init_metrics(app, settings, resources(app).engine)
 
 
 def register_blueprints(app: Flask) -> None:

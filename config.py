@@ -12,6 +12,7 @@ import os
 import secrets
 import stat
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 from email.utils import parseaddr
 from pathlib import Path
@@ -20,8 +21,6 @@ from typing import Any, Literal
 from limits import parse_many
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
-
-from mail.transport import DEFAULT_PORTS, SmtpSecurity, SmtpSettings
 
 ROOT_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = ROOT_DIR / "instance"
@@ -43,6 +42,24 @@ DEVICE_COOKIE_LIFETIME_KEY = "POSTS_DEVICE_COOKIE_LIFETIME"
 
 class ConfigError(RuntimeError):
     """The configuration is unusable; the service refuses to start. The message never holds a secret."""
+
+
+SmtpSecurity = Literal["starttls", "tls", "none"]
+DEFAULT_PORTS: dict[str, int] = {"starttls": 587, "tls": 465, "none": 25}
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """Where and how to reach the SMTP server; the password never appears in a repr."""
+
+    host: str
+    port: int
+    security: SmtpSecurity
+    timeout_seconds: float
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    # A CA bundle to trust instead of the system's (a private relay's own CA).
+    ca_file: str | None = None
 
 
 class Settings(BaseSettings):

@@ -1,4 +1,4 @@
-"""Builds the services a request (or a CLI command) works with, over the current app's extensions.
+"""Builds the services a request (or a CLI command) works with, over the current app's resources.
 
 Each call gives a service bound to this request's database session (opened only if used), the
 app's listing cache, session generations and password hasher; views and commands ask here,
@@ -7,10 +7,10 @@ never build their own.
 
 from __future__ import annotations
 
-from extensions import db, listing_cache, passwords, readiness, recovery, sessions
 from repositories.posts import PostRepository
 from repositories.reset_tokens import ResetTokenRepository
 from repositories.users import UserRepository
+from resources import get_db, resources
 from services.accounts import AccountService
 from services.admin import AdminService
 from services.posts import PostService
@@ -21,33 +21,31 @@ from services.sessions import SessionService
 
 def session_service() -> SessionService:
     """Session rules (which tokens are still valid) over this request's session."""
-    return SessionService(UserRepository(db.session), sessions.current)
+    return SessionService(UserRepository(get_db), resources().generations)
 
 
 def account_service() -> AccountService:
     """Account rules over this request's session."""
-    return AccountService(UserRepository(db.session), passwords.current, session_service(), listing_cache.current)
+    return AccountService(UserRepository(get_db), resources().passwords, session_service(), resources().listing)
 
 
 def post_service() -> PostService:
     """Post rules over this request's session and the shared listing cache."""
-    return PostService(PostRepository(db.session), listing_cache.current)
+    return PostService(PostRepository(get_db), resources().listing)
 
 
 def admin_service() -> AdminService:
     """Operator tasks (the CLI) over this app context's session and the shared listing cache."""
-    return AdminService(
-        account_service(), UserRepository(db.session), PostRepository(db.session), listing_cache.current
-    )
+    return AdminService(account_service(), UserRepository(get_db), PostRepository(get_db), resources().listing)
 
 
 def recovery_service() -> RecoveryService:
     """Recovery rules (reset mails and tokens) over this request's session and the app's policy."""
     return RecoveryService(
-        UserRepository(db.session), ResetTokenRepository(db.session), account_service(), recovery.current.policy
+        UserRepository(get_db), ResetTokenRepository(get_db), account_service(), resources().reset_policy
     )
 
 
 def readiness_checks() -> Readiness:
     """The readiness probes of the current app."""
-    return readiness.current
+    return resources().readiness

@@ -17,8 +17,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, request
 
+import request_state
 from blueprints.auth.attempts import attempted_account
 from blueprints.middleware.request_id import request_id
 
@@ -68,7 +69,7 @@ def audit_response(response: Response) -> Response:
         if event is not None:
             log.info(event, extra=_record(event, response))
     except Exception:
-        logging.getLogger(__name__).exception("audit log failed (request %s)", g.get("request_id"))
+        logging.getLogger(__name__).exception("audit log failed (request %s)", request_state.current().request_id)
     return response
 
 
@@ -82,7 +83,8 @@ def _record(event: str, response: Response) -> dict[str, Any]:
         "status": status,
         "client": request.remote_addr,
     }
-    user_id = g.get("user_id")
+    state = request_state.current()
+    user_id = state.user_id
     if user_id is not None:
         record["user_id"] = str(user_id)
     # 413 and 422 bodies are not read again here: too large, or not what they claim to be.
@@ -91,7 +93,7 @@ def _record(event: str, response: Response) -> dict[str, Any]:
     if status in REASON_STATUSES:
         record["reason"] = _error_message(response)
     if status >= 500:
-        record["error"] = g.get("error_type", "")
+        record["error"] = state.error_type or ""
     return record
 
 

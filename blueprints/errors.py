@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app, request
 from flask_jwt_extended import JWTManager
 from flask_jwt_extended.exceptions import JWTExtendedException
 from flask_limiter.errors import RateLimitExceeded
@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
+import request_state
 from blueprints.middleware.body_limit import CLOSE_AFTER_RESPONSE
 from blueprints.middleware.request_id import request_id
 from extensions import limiter
@@ -151,19 +152,19 @@ def retry_after_seconds() -> int:
 
 
 def _handle_unexpected(error: Exception) -> Response:
-    g.error_type = type(error).__name__  # for the audit line
+    request_state.current().error_type = type(error).__name__  # for the audit line
     log.exception("unhandled error (request %s)", request_id())
     return error_response(500, "Internal server error")
 
 
 def _handle_database_down(error: Exception) -> Response:
-    g.error_type = type(error).__name__
+    request_state.current().error_type = type(error).__name__
     log.error("database unavailable: %s (request %s)", type(error).__name__, request_id())
     return error_response(503, "Database unavailable, retry later", {"Retry-After": RETRY_AFTER_SECONDS})
 
 
 def _handle_schema_not_migrated(error: DBAPIError) -> Response:
-    g.error_type = type(error).__name__
+    request_state.current().error_type = type(error).__name__
     log.error(
         "database schema not migrated (%s: %s); run `%s` (request %s)",
         type(error).__name__,
@@ -177,7 +178,7 @@ def _handle_schema_not_migrated(error: DBAPIError) -> Response:
 def _handle_database_known_down(error: DatabaseUnavailableError) -> Response:
     # Refused without trying: the breaker logged the outage once when it opened, and the audit
     # log has a line per refused request, so no error line here.
-    g.error_type = type(error).__name__
+    request_state.current().error_type = type(error).__name__
     return error_response(503, "Database unavailable, retry later", {"Retry-After": RETRY_AFTER_SECONDS})
 
 

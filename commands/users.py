@@ -7,7 +7,7 @@ from flask.cli import AppGroup
 
 from commands.errors import operator_errors
 from dependencies import account_service, admin_service, recovery_service
-from extensions import recovery
+from resources import resources
 
 users = AppGroup("users", help="Create, list and delete accounts; reset or set their passwords.")
 
@@ -49,7 +49,7 @@ def list_users() -> None:
 @click.argument("email")
 def send_reset_mail(email: str) -> None:
     """Send EMAIL the password reset mail the API sends (sent now, with the same retries)."""
-    outbox = recovery.current.outbox
+    outbox = resources().outbox
     if outbox is None:
         raise click.ClickException("password reset by email is not configured: set SMTP_HOST")
     with operator_errors():

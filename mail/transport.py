@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 import smtplib
 import ssl
-from dataclasses import dataclass, field
 from email.message import EmailMessage
-from typing import Literal, Protocol
+from typing import Protocol
 
-SmtpSecurity = Literal["starttls", "tls", "none"]
-DEFAULT_PORTS: dict[str, int] = {"starttls": 587, "tls": 465, "none": 25}
+from config import SmtpSettings
+
 DEV_LOGGER_NAME = "posts.mail.development"
 log = logging.getLogger(DEV_LOGGER_NAME)
 
@@ -21,20 +20,6 @@ class Transport(Protocol):
     def send(self, message: EmailMessage) -> None:
         """Hand the message over for delivery."""
         ...
-
-
-@dataclass(frozen=True)
-class SmtpSettings:
-    """Where and how to reach the SMTP server; the password never appears in a repr."""
-
-    host: str
-    port: int
-    security: SmtpSecurity
-    timeout_seconds: float
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    # A CA bundle to trust instead of the system's (a private relay's own CA).
-    ca_file: str | None = None
 
 
 class SmtpTransport:

@@ -6,10 +6,11 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, request
 from prometheus_client import Counter, Histogram
 from sqlalchemy import Engine, event
 
+import request_state
 from config import Settings
 from observability.metrics import LATENCY, POOL_IN_USE, RATE_LIMITED, REQUESTS, UNAVAILABLE
 
@@ -60,7 +61,7 @@ def unavailable_cause() -> str:
     if request.endpoint == READINESS_ENDPOINT:
         return "not_ready"
     # blueprints.errors' database handler, the only other source of 503s, names the exception here.
-    return "database" if g.get("error_type") else "other"
+    return "database" if request_state.current().error_type else "other"
 
 
 def _checked_out(*_args: Any) -> None:

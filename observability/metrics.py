@@ -3,7 +3,7 @@
 Under gunicorn with METRICS_PORT set, each worker writes its values to files in
 PROMETHEUS_MULTIPROC_DIR and the master serves their sum (observability.gunicorn_hooks);
 elsewhere the values live in the process and nothing serves them. This module only defines
-them: observability.instrument counts requests and pool use, core.listing_cache its lookups,
+them: observability.instrument counts requests and pool use, cache.listing its lookups,
 observability.db_pool the pool's waits.
 
 Labels are bounded: the endpoint is the route's rule (`/api/v1/posts/get_my_posts`, or

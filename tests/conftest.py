@@ -15,10 +15,11 @@ from sqlalchemy import Engine, delete, event
 
 from app import create_app
 from config import Settings, load_settings
-from extensions import db
 from models.tables import PostRow, UserRow
+from resources import resources
 from tests.support.api import TEST_SECRET, Api, MakeClient, SignUp
 from tests.support.mariadb import MariaDBServer, mariadbd_path
+from tests.support.processes import stopping_all
 from tests.support.redis import RedisServer, redis_server_path
 from tests.support.schema import create_schema
 from tests.support.smtp import SmtpServer
@@ -116,7 +117,7 @@ def app(settings: Settings) -> Iterator[Flask]:
     """The application on the backend under test; its tables are emptied afterwards."""
     application = create_app(settings)
     yield application
-    engine = db.of(application).engine
+    engine = resources(application).engine
     with engine.begin() as connection:
         connection.execute(delete(PostRow))
         connection.execute(delete(UserRow))
@@ -141,23 +142,23 @@ def make_client(settings: Settings) -> Iterator[MakeClient]:
 
     yield make
     for application in apps:
-        with db.of(application).engine.begin() as connection:
+        with resources(application).engine.begin() as connection:
             connection.execute(delete(PostRow))
             connection.execute(delete(UserRow))
-        db.of(application).engine.dispose()
+        resources(application).engine.dispose()
 
 
 @pytest.fixture
 def engine(app: Flask) -> Engine:
     """The app's engine (a test module may define its own)."""
-    return db.of(app).engine
+    return resources(app).engine
 
 
 @pytest.fixture
 def statements(app: Flask) -> Iterator[list[str]]:
     """Every SQL statement the app sends while the test runs, in order."""
     recorded: list[str] = []
-    engine: Engine = db.of(app).engine
+    engine: Engine = resources(app).engine
 
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         recorded.append(statement.strip().split()[0].upper())
@@ -182,16 +183,7 @@ def sign_up(api: Api) -> SignUp:
 @pytest.fixture
 def start_smtp() -> Iterator[Callable[..., SmtpServer]]:
     """Factory: a real SMTP server on 127.0.0.1 (tests.support.smtp.SmtpServer's options); all stopped after."""
-    servers: list[SmtpServer] = []
-
-    def start(**options: Any) -> SmtpServer:
-        server = SmtpServer(**options).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
+    yield from stopping_all(lambda **options: SmtpServer(**options).start())
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import delete, func, select
 
-from extensions import db
 from models.tables import PostRow, UserRow
+from resources import resources
 from tests.support.api import (
     CHANGE_PASSWORD,
     DELETE_ACCOUNT,
@@ -33,7 +33,7 @@ def _change(api: Api, token: str, current: str = PASSWORD, new: str = NEW_PASSWO
 
 
 def _count(app: Flask, column: Any, **where: Any) -> int:
-    with db.of(app).engine.connect() as connection:
+    with resources(app).engine.connect() as connection:
         statement = select(func.count(column))
         for name, value in where.items():
             statement = statement.where(getattr(column.table.c, name) == value)
@@ -206,7 +206,7 @@ def test_a_post_for_a_user_deleted_behind_the_service_is_401_not_500(app: Flask,
     # The account disappears without the service hearing of it (another host whose cache
     # write was lost): the cut-off cached here still says "valid", the foreign key refuses.
     user = sign_up()
-    with db.of(app).engine.begin() as connection:
+    with resources(app).engine.begin() as connection:
         connection.execute(delete(UserRow))
     response = api.add(user["access_token"], "orphan?")
     assert (response.status_code, response.get_json()) == (401, {"error": "User no longer exists"})

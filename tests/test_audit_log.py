@@ -14,8 +14,8 @@ from sqlalchemy import delete
 
 from blueprints.audit import event_name
 from config import Settings, load_settings
-from extensions import db
 from models.tables import UserRow
+from resources import resources
 from tests.support.api import ADD, LIST, PASSWORD, REFRESH, SIGN_IN, SIGN_OUT, SIGN_UP, bearer
 
 EMAIL = "ada.lovelace@example.com"
@@ -77,7 +77,7 @@ def test_every_event_is_one_json_line_without_secrets(
     assert call("boom", "GET", "/boom").status_code == 500
     # A user deleted behind the service's back: the insert breaks the foreign key, which is a 401.
     fresh = call("sign_in_again", "POST", SIGN_IN, data={"username": EMAIL, "password": PASSWORD}).get_json()
-    with db.of(app).engine.begin() as connection:
+    with resources(app).engine.begin() as connection:
         connection.execute(delete(UserRow))
     orphan = call("orphan", "POST", ADD, json={"text": POST_TEXT}, headers=bearer(fresh["access_token"]))
     assert orphan.status_code == 401

@@ -190,11 +190,11 @@ def test_refresh_gives_a_new_access_token(client: FlaskClient, sign_up: SignUp, 
 def test_refresh_for_a_deleted_user_is_refused(client: FlaskClient, sign_up: SignUp, app: Any) -> None:
     from sqlalchemy import delete
 
-    from extensions import db
     from models.tables import UserRow
+    from resources import resources
 
     user = sign_up()
-    with db.of(app).engine.begin() as connection:
+    with resources(app).engine.begin() as connection:
         connection.execute(delete(UserRow))
     response = client.get(REFRESH, headers={"refresh-token": user["refresh_token"]})
     assert response.status_code == 401
@@ -275,12 +275,12 @@ def test_database_errors_never_quote_stored_values(app: Any) -> None:
     from sqlalchemy import insert
     from sqlalchemy.exc import IntegrityError
 
-    from extensions import db
     from models.tables import UserRow
+    from resources import resources
 
     now = datetime.now(UTC)
     row = {"email_address": "dup@example.com", "password_hash": "SECRET-HASH", "created_at": now, "updated_at": now}
-    with pytest.raises(IntegrityError) as raised, db.of(app).engine.begin() as connection:
+    with pytest.raises(IntegrityError) as raised, resources(app).engine.begin() as connection:
         connection.execute(insert(UserRow).values(id=uuid.uuid4(), **row))
         connection.execute(insert(UserRow).values(id=uuid.uuid4(), **row))
     # The statement's parameters are hidden (MariaDB's own message still names the duplicate key).

@@ -13,7 +13,7 @@ from app import create_app
 from bench import ceiling
 from bench.ceiling import FreeList
 from config import load_settings
-from extensions import db
+from resources import resources
 from tests.support.api import PASSWORD, TEST_SECRET, bearer
 from tests.support.mariadb import MariaDBServer
 from tests.support.schema import create_schema
@@ -42,7 +42,7 @@ def service(bench_url: str) -> Iterator[FlaskClient]:
     )
     app = create_app(settings)
     yield app.test_client()
-    db.of(app).engine.dispose()
+    resources(app).engine.dispose()
 
 
 def test_the_write_ceiling_stores_rows_the_service_lists_as_its_own(service: FlaskClient) -> None:

@@ -16,8 +16,8 @@ from sqlalchemy import func, select
 
 from app import create_app
 from config import load_settings
-from extensions import db
 from models.tables import PostRow, UserRow
+from resources import resources
 from tests.support.api import ADD, LIST, PASSWORD, SIGN_IN, TEST_SECRET, SignUp, bearer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -28,7 +28,7 @@ def cli(app: Flask, *args: str, input: str | None = None) -> Result:
 
 
 def count(app: Flask, table: type[UserRow] | type[PostRow]) -> int:
-    with db.of(app).engine.connect() as connection:
+    with resources(app).engine.connect() as connection:
         return int(connection.execute(select(func.count()).select_from(table)).scalar_one())
 
 
@@ -212,7 +212,7 @@ def test_demo_data_refuses_to_run_in_production(schema_url: str) -> None:
     assert result.exit_code == 1
     assert "refuses to run with APP_ENV=production" in result.stderr
     assert count(app, UserRow) == 0
-    db.of(app).engine.dispose()
+    resources(app).engine.dispose()
 
 
 def test_commands_report_an_unreachable_database_clearly(tmp_path: Path) -> None:

@@ -13,7 +13,8 @@ from sqlalchemy import Engine, event
 
 from app import create_app
 from config import load_settings
-from extensions import db, flask_cache
+from extensions import cache
+from resources import resources
 from tests.support.api import (
     ADA,
     ADD,
@@ -185,7 +186,7 @@ def uncached_app(app: Flask, schema_url: str, redis_server: RedisServer) -> Iter
     other = create_app(settings)
     redis_server.stop()
     yield other
-    db.of(other).engine.dispose()
+    resources(other).engine.dispose()
 
 
 def test_while_the_cache_is_unavailable_the_etag_comes_from_the_body(
@@ -199,7 +200,7 @@ def test_while_the_cache_is_unavailable_the_etag_comes_from_the_body(
     assert etag != cached  # not the version stamp's: there is none
     assert _etag(_get(uncached, token)) == etag  # the same body, the same tag
     sent: list[str] = []
-    event.listen(db.of(uncached_app).engine, "before_cursor_execute", lambda *args: sent.append(args[2]))
+    event.listen(resources(uncached_app).engine, "before_cursor_execute", lambda *args: sent.append(args[2]))
     _assert_not_modified(_get(uncached, token, etag), etag)
     # Known only once the body is built: the listing's SELECT runs (beside the token check's own,
     # which reads the user's session stamp from the database while the cache is down).
@@ -219,7 +220,7 @@ def test_tags_stay_stable_after_the_filesystem_caches_entries_expire(make_client
     user_id, headers = signed_up["id"], bearer(signed_up["access_token"])
     assert client.post(ADD, json={"text": "hello"}, headers=headers).status_code == 200
     assert client.get(LIST, headers=headers).status_code == 200
-    backend = client.application.extensions["cache"][flask_cache]
+    backend = client.application.extensions["cache"][cache]
     backend.set(f"v:{user_id}", "long-expired", timeout=-10)  # what a quiet CACHE_TIMEOUT_SECONDS leaves
     first = client.get(LIST, headers=headers)
     second = client.get(LIST, headers=headers)

@@ -86,11 +86,13 @@ class CountingPasswords(Passwords):
 
 
 def test_unknown_email_costs_one_verification_like_a_wrong_password(app, client, sign_up) -> None:
-    from extensions import passwords
+    from dataclasses import replace
+
+    from resources import bind, resources
 
     sign_up("ada@example.com")
     counting = CountingPasswords()
-    passwords.bind(app, counting)
+    bind(app, replace(resources(app), passwords=counting))
     client.post("/api/v1/auth/sign_in", data={"username": "ada@example.com", "password": "wrong password"})
     assert counting.verifications == 1
     client.post("/api/v1/auth/sign_in", data={"username": "nobody@example.com", "password": "wrong password"})

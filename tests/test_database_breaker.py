@@ -7,6 +7,7 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from config import Settings, load_settings
-from extensions import db
 from repositories.database import IDLE_PING_SECONDS, DatabaseBreaker, DatabaseUnavailableError, build_engine
+from resources import bind, get_db, resources, with_engine
 from tests.support.api import ADD, LIST, TEST_SECRET, SignUp, bearer
 from tests.support.mariadb import MariaDBServer
 from tests.support.net import free_port
@@ -65,13 +66,13 @@ def silent_server() -> Iterator[int]:
 @contextmanager
 def _swap_engine(app: Flask, settings: Settings) -> Iterator[Engine]:
     """Serve `app` from an engine on `settings` (and its own breaker), then put the working one back."""
-    working = db.of(app)
+    working = resources(app)
     engine = build_engine(settings)
-    db.use_engine(app, engine, settings)
+    bind(app, with_engine(working, engine, settings))
     try:
         yield engine
     finally:
-        db.bind(app, working)
+        bind(app, working)
         engine.dispose()
 
 
@@ -93,7 +94,7 @@ def test_a_refused_connect_opens_the_breaker_then_requests_fail_fast_without_con
         with caplog.at_level(logging.WARNING):
             _assert_refused(client, token)
             assert attempts == [1]
-            assert db.of(app).breaker.is_open
+            assert resources(app).breaker.is_open
             for _ in range(3):
                 _assert_refused(client, token)
             # The cached listing needs no session, so the breaker never refuses it.
@@ -119,7 +120,7 @@ def test_a_server_that_never_answers_opens_the_breaker_on_its_timeout(
     with _swap_engine(app, frozen) as engine:
         attempts = _count_connects(engine)
         _assert_refused(client, token)  # after the 1 s read timeout on the server's greeting
-        assert db.of(app).breaker.is_open
+        assert resources(app).breaker.is_open
         _assert_refused(client, token)  # at once
         assert attempts == [1]
 
@@ -127,7 +128,7 @@ def test_a_server_that_never_answers_opens_the_breaker_on_its_timeout(
 def test_errors_that_are_not_an_outage_leave_the_breaker_closed(app: Flask, client: FlaskClient, token: str) -> None:
     duplicate = client.post("/api/v1/auth/sign_up", json={"email_address": "ada@example.com", "password": "x" * 12})
     assert duplicate.status_code == 400  # the unique index refused the insert
-    assert not db.of(app).breaker.is_open
+    assert not resources(app).breaker.is_open
     assert client.post(ADD, json={"text": "still fine"}, headers=bearer(token)).status_code == 200
 
 
@@ -164,56 +165,65 @@ def test_a_probe_after_the_cooldown_finds_the_database_back(tmp_path: Path) -> N
         engine.dispose()
 
 
-def test_a_caller_admitted_before_a_failure_gets_no_new_connection(tmp_path: Path) -> None:
+@dataclass
+class WatchedEngine:
+    """A SQLite engine, its breaker on a hand-moved clock, and the settings timing it."""
+
+    engine: Engine
+    breaker: DatabaseBreaker
+    clock: Clock
+    settings: Settings
+
+
+@pytest.fixture
+def watched(tmp_path: Path) -> Iterator[WatchedEngine]:
     settings = _settings(f"sqlite:///{tmp_path / 'posts.db'}")
     engine = build_engine(settings)
     clock = Clock()
     breaker = DatabaseBreaker.watching(engine, settings, clock)
+    try:
+        yield WatchedEngine(engine, breaker, clock, settings)
+    finally:
+        breaker.release()
+        engine.dispose()
+
+
+def test_a_caller_admitted_before_a_failure_gets_no_new_connection(watched: WatchedEngine) -> None:
+    engine, breaker = watched.engine, watched.breaker
     attempts = _count_connects(engine)
-    try:
-        breaker.admit()
-        breaker.failed("another request timed out")  # e.g. while this one waited for the pool
-        with pytest.raises(DatabaseUnavailableError):
-            engine.connect()
-        assert attempts == []
-        # The probe, admitted after the failure, may connect.
-        clock.now += settings.db_retry_seconds
-        breaker.admit()
-        with engine.connect():
-            pass
-        assert attempts == [1]
-        assert not breaker.is_open
-    finally:
-        breaker.release()
-        engine.dispose()
+    breaker.admit()
+    breaker.failed("another request timed out")  # e.g. while this one waited for the pool
+    with pytest.raises(DatabaseUnavailableError):
+        engine.connect()
+    assert attempts == []
+    # The probe, admitted after the failure, may connect.
+    watched.clock.now += watched.settings.db_retry_seconds
+    breaker.admit()
+    with engine.connect():
+        pass
+    assert attempts == [1]
+    assert not breaker.is_open
 
 
-def test_a_caller_admitted_before_a_failure_gets_no_pooled_connection_either(tmp_path: Path) -> None:
-    settings = _settings(f"sqlite:///{tmp_path / 'posts.db'}")
-    engine = build_engine(settings)
-    clock = Clock()
-    breaker = DatabaseBreaker.watching(engine, settings, clock)
-    try:
-        with engine.connect():
-            pass  # one connection now waits in the pool
-        attempts = _count_connects(engine)
-        # Listeners added later run later: this one stands for the idle ping, which could wait R.
-        handed_out: list[int] = []
-        event.listen(engine.pool, "checkout", lambda *_args: handed_out.append(1))
-        breaker.admit()
-        breaker.failed("this request's session check timed out, and it carries on to its write")
-        with pytest.raises(DatabaseUnavailableError):
-            engine.connect()
-        assert (attempts, handed_out) == ([], [])
-        clock.now += settings.db_retry_seconds
-        breaker.admit()  # the probe
-        with engine.connect() as connection:
-            assert connection.execute(text("SELECT 1")).scalar_one() == 1
-        # The refused connection was discarded; the probe made a new one.
-        assert (attempts, handed_out) == ([1], [1])
-    finally:
-        breaker.release()
-        engine.dispose()
+def test_a_caller_admitted_before_a_failure_gets_no_pooled_connection_either(watched: WatchedEngine) -> None:
+    engine, breaker = watched.engine, watched.breaker
+    with engine.connect():
+        pass  # one connection now waits in the pool
+    attempts = _count_connects(engine)
+    # Listeners added later run later: this one stands for the idle ping, which could wait R.
+    handed_out: list[int] = []
+    event.listen(engine.pool, "checkout", lambda *_args: handed_out.append(1))
+    breaker.admit()
+    breaker.failed("this request's session check timed out, and it carries on to its write")
+    with pytest.raises(DatabaseUnavailableError):
+        engine.connect()
+    assert (attempts, handed_out) == ([], [])
+    watched.clock.now += watched.settings.db_retry_seconds
+    breaker.admit()  # the probe
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT 1")).scalar_one() == 1
+    # The refused connection was discarded; the probe made a new one.
+    assert (attempts, handed_out) == ([1], [1])
 
 
 def test_a_pooled_connection_the_server_closed_is_replaced_without_opening_the_breaker(
@@ -235,15 +245,15 @@ def test_a_pooled_connection_the_server_closed_is_replaced_without_opening_the_b
     # reconnects; not an outage.
     time.sleep(IDLE_PING_SECONDS + 0.2)
     assert client.post(ADD, json={"text": "two"}, headers=bearer(token)).status_code == 200
-    assert not db.of(app).breaker.is_open
+    assert not resources(app).breaker.is_open
 
 
 def test_a_connection_lost_mid_transaction_closes_quietly(app: Flask) -> None:
     # What a statement timing out on a frozen server leaves behind: an invalidated connection
     # inside a transaction. Closing the request's session must not raise (it would be a 500).
     with app.app_context():
-        session = db.session()
+        session = get_db()
         session.execute(text("SELECT 1"))
         session.connection().invalidate()
     # Leaving the app context ran its teardown, which closed the session.
-    assert not db.of(app).breaker.is_open
+    assert not resources(app).breaker.is_open

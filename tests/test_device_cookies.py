@@ -21,8 +21,8 @@ from app import create_app
 from blueprints.auth.devices import COOKIE_NAME, SALT, DeviceCookie, read_cookie, serializer
 from config import ConfigError, Settings, load_settings
 from dependencies import account_service
-from extensions import db
 from models.tables import UserRow
+from resources import resources
 from tests.support.api import CHANGE_PASSWORD, DELETE_ACCOUNT, PASSWORD, SIGN_IN, SIGN_UP, MakeClient, bearer
 from tests.support.redis import RedisServer
 
@@ -385,9 +385,9 @@ def test_a_browser_like_client_sends_it_back_by_itself(settings: Settings) -> No
         _lock_for_strangers(stranger, failures=1)
         assert _sign_in(browser).status_code == 200
     finally:
-        with db.of(app).engine.begin() as connection:
+        with resources(app).engine.begin() as connection:
             connection.execute(delete(UserRow))
-        db.of(app).engine.dispose()
+        resources(app).engine.dispose()
 
 
 def test_with_rate_limits_off_the_cookie_is_still_set_and_nothing_is_refused(make_client: MakeClient) -> None:

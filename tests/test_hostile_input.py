@@ -7,8 +7,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from extensions import db
 from models.tables import PostRow, UserRow
+from resources import resources
 from tests.support.api import ADD, DELETE, LIST, PASSWORD, SignUp, bearer
 
 # Every C0 control (NUL included), DEL, every C1 control, and the JSON-legal but JavaScript-hostile
@@ -29,7 +29,7 @@ HOSTILE_TEXTS = [
 
 
 def _stored_texts(app: Flask) -> list[str]:
-    with db.of(app).engine.connect() as connection:
+    with resources(app).engine.connect() as connection:
         return list(connection.scalars(select(PostRow.text).order_by(PostRow.seq)))
 
 
@@ -67,7 +67,7 @@ def test_an_injected_email_that_is_a_valid_address_is_just_another_account(app: 
     # RFC 5322 allows quotes and hyphens in the local part: the text is data like any other.
     body = sign_up("o'reilly--@example.com")
     assert body["email_address"] == "o'reilly--@example.com"
-    with db.of(app).engine.connect() as connection:
+    with resources(app).engine.connect() as connection:
         assert list(connection.scalars(select(UserRow.email_address))) == ["o'reilly--@example.com"]
 
 

@@ -12,7 +12,7 @@ from flask import Flask
 from app import create_app
 from cache.listing import VersionedListingCache
 from config import Settings, load_settings
-from extensions import db, listing_cache
+from resources import resources
 from tests.support.api import TEST_SECRET, Api, SignUp
 from tests.support.redis import RedisServer
 
@@ -95,7 +95,7 @@ def test_a_write_during_an_outage_is_not_hidden_when_redis_comes_back_with_old_d
 
         persistent_redis.stop()
         a.add_post(token, "two")  # committed; the invalidation cannot reach Redis
-        cache_a: VersionedListingCache = listing_cache.of(host_a)
+        cache_a: VersionedListingCache = resources(host_a).listing
         assert cache_a.is_pending(uuid.UUID(user_id))
         assert a.texts(token) == ["two", "one"]
 
@@ -108,7 +108,7 @@ def test_a_write_during_an_outage_is_not_hidden_when_redis_comes_back_with_old_d
         assert a.texts(token) == ["two", "one"]
     finally:
         for host in (host_a, host_b):
-            db.of(host).engine.dispose()
+            resources(host).engine.dispose()
 
 
 def test_a_write_invalidates_at_once_even_while_its_breaker_is_open(
@@ -130,4 +130,4 @@ def test_a_write_invalidates_at_once_even_while_its_breaker_is_open(
         assert b.texts(token) == ["two", "one"]
     finally:
         for host in (host_a, host_b):
-            db.of(host).engine.dispose()
+            resources(host).engine.dispose()

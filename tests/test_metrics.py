@@ -22,8 +22,8 @@ from sqlalchemy import create_engine, text
 from app import create_app
 from cache.listing import VersionedListingCache
 from config import Settings, load_settings
-from extensions import db
 from observability.db_pool import MeteredQueuePool
+from resources import resources
 from tests.support.api import LIST, PASSWORD, SIGN_IN, Api, MakeClient, bearer
 from tests.support.net import free_port
 
@@ -118,13 +118,13 @@ def test_503s_are_counted_by_cause(settings: Settings) -> None:
     assert client.get("/readyz").status_code == 503
     assert sample("posts_api_unavailable_responses_total", cause="database") == before["database"] + 1
     assert sample("posts_api_unavailable_responses_total", cause="not_ready") == before["not_ready"] + 2
-    db.of(app).engine.dispose()
+    resources(app).engine.dispose()
 
 
 def test_pool_connections_in_use(make_app: MakeApp) -> None:
     app = make_app()
     before = sample("posts_api_db_pool_connections_in_use")
-    with db.of(app).engine.connect() as first, db.of(app).engine.connect() as second:
+    with resources(app).engine.connect() as first, resources(app).engine.connect() as second:
         first.execute(text("SELECT 1"))
         second.execute(text("SELECT 1"))
         assert sample("posts_api_db_pool_connections_in_use") == before + 2

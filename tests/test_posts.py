@@ -12,8 +12,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from config import load_settings
-from extensions import db
 from repositories.database import build_engine
+from resources import bind, resources, with_engine
 from tests.support.api import TEST_SECRET, SignUp, bearer
 
 ADD = "/api/v1/posts/add-post"
@@ -245,8 +245,8 @@ def test_cached_listing_is_served_while_the_database_is_down(app: Flask, client:
     unreachable = load_settings(
         {}, app_env="testing", database_url="mysql+pymysql://root@127.0.0.1:1/none", jwt_secret_key=TEST_SECRET
     )
-    working = db.of(app)
-    db.use_engine(app, build_engine(unreachable))
+    working = resources(app)
+    bind(app, with_engine(working, build_engine(unreachable)))
     try:
         assert _texts(client, token) == ["survives"]
         response = client.post(ADD, json={"text": "lost?"}, headers=bearer(token))
@@ -254,7 +254,7 @@ def test_cached_listing_is_served_while_the_database_is_down(app: Flask, client:
         assert response.headers["Retry-After"]
         assert "error" in response.get_json()
     finally:
-        db.bind(app, working)
+        bind(app, working)
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
-from extensions import db
 from models.tables import PostRow, UserRow
+from resources import resources
 from services.accounts import (
     MAX_EMAIL_LENGTH,
     MAX_PASSWORD_LENGTH,
@@ -50,7 +50,7 @@ not_a_string = st.one_of(
 
 
 def _count(app: Flask, column: Any) -> int:
-    with db.of(app).engine.connect() as connection:
+    with resources(app).engine.connect() as connection:
         return int(connection.scalar(select(func.count(column))) or 0)
 
 

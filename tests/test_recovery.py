@@ -24,12 +24,12 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from config import ConfigError, load_settings
-from extensions import db, recovery
 from mail.outbox import Outbox
 from mail.transport import DEV_LOGGER_NAME
 from models.tables import ResetTokenRow
 from observability.logs import ConsoleFormatter, JsonFormatter
 from observability.redaction import REDACTED, redact
+from resources import resources
 from services.recovery import token_hash
 from tests.support.api import ADA, PASSWORD, TEST_SECRET, Api, MakeClient, bearer
 from tests.support.net import free_port
@@ -79,7 +79,7 @@ class Recovery:
     @property
     def outbox(self) -> Outbox:
         """The app's mail outbox."""
-        outbox = recovery.of(self.app).outbox
+        outbox = resources(self.app).outbox
         assert outbox is not None
         return outbox
 
@@ -99,12 +99,12 @@ class Recovery:
 
     def token_rows(self) -> int:
         """How many reset tokens the database holds."""
-        with db.of(self.app).engine.connect() as connection:
+        with resources(self.app).engine.connect() as connection:
             return int(connection.execute(select(func.count()).select_from(ResetTokenRow)).scalar_one())
 
     def set_row(self, **values: Any) -> None:
         """Change every stored token row (its expiry, its mail window) in the database itself."""
-        with db.of(self.app).engine.begin() as connection:
+        with resources(self.app).engine.begin() as connection:
             connection.execute(update(ResetTokenRow).values(**values))
 
 
@@ -157,7 +157,7 @@ def test_the_mail_reaches_the_account_with_the_link_its_lifetime_and_a_note_to_i
 def test_only_the_hash_of_the_token_is_stored(rec: Recovery) -> None:
     rec.api.user()
     token = rec.mail_token()
-    with db.of(rec.app).engine.connect() as connection:
+    with resources(rec.app).engine.connect() as connection:
         [stored] = connection.execute(select(ResetTokenRow.token_hash)).scalars().all()
     assert stored == token_hash(token) and token not in stored
 
@@ -200,7 +200,7 @@ def test_the_lifetime_is_configurable(make_recovery: Callable[..., Recovery], sm
     rec.api.user()
     token = rec.mail_token()
     assert "within 5 minutes" in text_of(smtp_server.received[-1].message)
-    with db.of(rec.app).engine.connect() as connection:
+    with resources(rec.app).engine.connect() as connection:
         row = connection.execute(select(ResetTokenRow.created_at, ResetTokenRow.expires_at)).one()
     assert row.expires_at - row.created_at == timedelta(minutes=5)
     assert rec.api.reset_password(token, NEW_PASSWORD).status_code == 200
@@ -299,7 +299,7 @@ def test_the_per_address_auth_limit_applies(make_recovery: Callable[..., Recover
 def test_production_without_smtp_host_answers_501(make_client: MakeClient) -> None:
     client = make_client(app_env="production")
     api = Api(client)
-    assert recovery.of(client.application).outbox is None
+    assert resources(client.application).outbox is None
     for response in (api.forgot_password(ADA), api.reset_password("some-token", NEW_PASSWORD)):
         assert response.status_code == 501 and response.get_json() == NOT_CONFIGURED
 
@@ -499,7 +499,7 @@ def test_a_token_row_always_names_an_account(rec: Recovery) -> None:
         "window_started_at": now,
         "mails_in_window": 1,
     }
-    with pytest.raises(IntegrityError), db.of(rec.app).engine.begin() as connection:
+    with pytest.raises(IntegrityError), resources(rec.app).engine.begin() as connection:
         connection.execute(insert(ResetTokenRow).values(**row))
 
 

@@ -16,9 +16,9 @@ from flask import Flask
 from sqlalchemy.orm import Session
 
 from cache.sessions import GONE, SessionGenerations
-from extensions import db
 from repositories.database import DatabaseUnavailableError
 from repositories.users import UserRepository
+from resources import resources
 from services.errors import TokenRevokedError
 from services.sessions import SessionService
 from tests.support.api import SignUp
@@ -45,7 +45,7 @@ def worker(app: Flask, shared: SimpleCache, statements: list[str]) -> Worker:
 
     def make(*, trusted_seconds: float = 60.0, down: bool = False) -> SessionService:
         # Each check of a worker is a request of its own: it sees what is committed by then.
-        session = Session(db.of(app).engine.execution_options(isolation_level="AUTOCOMMIT"))
+        session = Session(resources(app).engine.execution_options(isolation_level="AUTOCOMMIT"))
         users = (DownUsers if down else UserRepository)(lambda: session)
         return SessionService(users, SessionGenerations(shared), trusted_seconds=trusted_seconds)
 

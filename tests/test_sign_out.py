@@ -13,8 +13,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import delete, select
 
-from extensions import db
 from models.tables import UserRow
+from resources import resources
 from tests.support.api import PASSWORD, TEST_SECRET, SignUp, bearer
 
 SIGN_IN = "/api/v1/auth/sign_in"
@@ -33,7 +33,7 @@ def _sign_out(client: FlaskClient, token: str) -> Any:
 
 
 def _generation(app: Flask, user_id: str) -> int:
-    with db.of(app).engine.connect() as connection:
+    with resources(app).engine.connect() as connection:
         value: int = connection.execute(
             select(UserRow.session_generation).where(UserRow.id == uuid.UUID(user_id))
         ).scalar_one()
@@ -144,7 +144,7 @@ def test_sign_out_with_a_revoked_or_orphaned_token_is_401(app: Flask, client: Fl
     assert _generation(app, user["id"]) == generation  # a revoked token moves nothing
 
     other = sign_up("bob@example.com")
-    with db.of(app).engine.begin() as connection:
+    with resources(app).engine.begin() as connection:
         connection.execute(delete(UserRow).where(UserRow.id == uuid.UUID(other["id"])))
     assert _sign_out(client, other["refresh_token"]).status_code == 401
 

@@ -20,8 +20,8 @@ from sqlalchemy import delete, insert
 
 from app import create_app
 from config import load_settings
-from extensions import db
 from models.tables import PostRow, UserRow
+from resources import resources
 from tests.support.api import ADD, LIST, REFRESH, SIGN_OUT, TEST_SECRET, bearer
 
 NOW = int(time.time())
@@ -117,17 +117,17 @@ def shared_app(schema_url: str) -> Iterator[Flask]:
         )
     )
     yield application
-    with db.of(application).engine.begin() as connection:
+    with resources(application).engine.begin() as connection:
         connection.execute(delete(PostRow))
         connection.execute(delete(UserRow))
-    db.of(application).engine.dispose()
+    resources(application).engine.dispose()
 
 
 def _new_account(app: Flask) -> str:
     """An account in the database (no password hashing: no one signs in with it), its id as a string."""
     now = datetime.now(UTC)
     user = uuid.uuid4()
-    with db.of(app).engine.begin() as connection:
+    with resources(app).engine.begin() as connection:
         connection.execute(
             insert(UserRow).values(
                 id=user, email_address=f"{user.hex}@example.com", password_hash="-", created_at=now, updated_at=now

@@ -18,7 +18,6 @@ from sqlalchemy.pool import NullPool
 from app import create_app
 from blueprints.auth.tokens import issue_tokens
 from config import load_settings
-from extensions import db
 from repositories.schema import (
     ALEMBIC_INI,
     NOT_MIGRATED,
@@ -29,6 +28,7 @@ from repositories.schema import (
     schema_status,
     shipped_revisions,
 )
+from resources import resources
 from tests.support.api import ADD, LIST, PASSWORD, RESET_PASSWORD, SIGN_IN, SIGN_UP, TEST_SECRET, bearer
 
 MESSAGE = {"error": "Database schema is not migrated: run `alembic upgrade head`"}
@@ -43,7 +43,7 @@ def empty_app(database_url: str) -> Iterator[Flask]:
         )
     )
     yield application
-    db.of(application).engine.dispose()
+    resources(application).engine.dispose()
 
 
 def _alembic(database_url: str, revision: str) -> None:
@@ -186,4 +186,4 @@ def test_other_database_errors_still_read_as_unavailable(tmp_path: Any) -> None:
     response = app.test_client().post(SIGN_UP, json={"email_address": "ada@example.com", "password": PASSWORD})
     assert response.status_code == 503
     assert response.get_json() != MESSAGE
-    db.of(app).engine.dispose()
+    resources(app).engine.dispose()

@@ -10,8 +10,9 @@ import hashlib
 import hmac
 from functools import lru_cache
 
-from flask import current_app, g, request
+from flask import current_app, request
 
+import request_state
 from blueprints.auth.tokens import current_user_id
 from dependencies import account_service
 from services.accounts import InvalidEmailError, normalize_email
@@ -56,14 +57,13 @@ def attempted_account() -> str:
     Sign-in names it in its form or JSON body, read without validation (the view validates):
     a limit must apply even to requests that will fail. A password change or an account
     deletion tries the signed-in user's own password, so it counts against the same account.
-    Cached on `g`, since the limiter and the audit log both ask.
+    Kept in the request state, since the limiter and the audit log both ask.
     """
-    cached: str | None = g.get("attempted_account")
-    if cached is None:
+    state = request_state.current()
+    if state.attempted_account is None:
         email = _signed_in_email() if request.endpoint in SIGNED_IN_ATTEMPTS else attempted_email()
-        cached = account_fingerprint(email) if email else NO_EMAIL
-        g.attempted_account = cached
-    return cached
+        state.attempted_account = account_fingerprint(email) if email else NO_EMAIL
+    return state.attempted_account
 
 
 def _signed_in_email() -> str | None:

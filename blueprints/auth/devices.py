@@ -21,9 +21,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from flask import Response, after_this_request, current_app, g, request
+from flask import Response, after_this_request, current_app, request
 from itsdangerous import BadData, URLSafeTimedSerializer
 
+import request_state
 from blueprints.auth.attempts import SIGNED_IN_ATTEMPTS, attempted_email
 from blueprints.auth.tokens import current_user_id
 from config import DEVICE_COOKIE_LIFETIME_KEY
@@ -70,10 +71,11 @@ def trusted_device() -> str | None:
     for another account, or set under a password the account no longer has. Read once per
     request (both limits and the view ask); the account is looked up only for a genuine cookie.
     """
-    if "trusted_device" not in g:
-        g.trusted_device = _nonce_of_cookie()
-    trusted: str | None = g.trusted_device
-    return trusted
+    state = request_state.current()
+    if not state.trusted_device_read:
+        state.trusted_device = _nonce_of_cookie()
+        state.trusted_device_read = True
+    return state.trusted_device
 
 
 def _nonce_of_cookie() -> str | None:

@@ -9,8 +9,9 @@ from email.message import EmailMessage
 from functools import partial
 from typing import Any
 
-from flask import Flask, g
+from flask import Flask
 
+import request_state
 from blueprints.auth.limits import limit_auth_per_address
 from blueprints.auth.routes import NO_STORE, blp
 from blueprints.auth.schemas import (
@@ -23,8 +24,8 @@ from blueprints.auth.schemas import (
 )
 from blueprints.openapi import errors
 from dependencies import recovery_service
-from extensions import recovery
 from mail.outbox import Outbox
+from resources import resources
 from services.errors import RecoveryNotConfiguredError
 
 REQUESTED = "If the address has an account, a reset link is on its way."
@@ -37,10 +38,10 @@ RESET_EXAMPLE = {
 
 def _outbox() -> tuple[Flask, Outbox]:
     """This app and its mail outbox; 501 when no mail can go out (production without SMTP_HOST)."""
-    state = recovery.current
-    if state.outbox is None:
+    found = resources()
+    if found.outbox is None:
         raise RecoveryNotConfiguredError
-    return state.app, state.outbox
+    return found.app, found.outbox
 
 
 def prepare_reset_mail(app: Flask, email_address: str) -> EmailMessage | None:
@@ -83,7 +84,7 @@ def reset_password(payload: dict[str, Any]) -> tuple[dict[str, str], dict[str, s
     the sessions ended since) is 400; so is a `confirm_password` that differs.
     """
     _outbox()
-    g.user_id = recovery_service().reset_password(
+    request_state.current().user_id = recovery_service().reset_password(
         payload["token"], payload["new_password"], payload["confirm_password"]
     )
     return {"status": "password reset"}, NO_STORE

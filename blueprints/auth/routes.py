@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import g, request
+from flask import request
 from flask_jwt_extended import jwt_required
 from marshmallow import ValidationError
 
+import request_state
 from blueprints.auth.attempts import FORM_TYPES
 from blueprints.auth.devices import COOKIE_NAME, remember_device
 from blueprints.auth.limits import limit_auth_per_address, limit_device_sign_in_failures, limit_sign_in_failures
@@ -88,7 +89,7 @@ SET_DEVICE_COOKIE = {
 def _user_with_tokens(signed_in: SignedIn) -> dict[str, Any]:
     """The account and a fresh token pair; the client becomes a trusted device of this account."""
     user = signed_in.user
-    g.user_id = user.id  # for the audit log
+    request_state.current().user_id = user.id  # for the audit log
     remember_device(user.id, signed_in.password_version)
     return {**user.model_dump(), **issue_tokens(user.id, signed_in.generation)}
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
-from flask import current_app, g, request
+from flask import current_app, request
 from flask_jwt_extended import (
     JWTManager,
     create_access_token,
@@ -24,6 +24,7 @@ from flask_jwt_extended import (
 )
 from flask_jwt_extended.exceptions import JWTDecodeError
 
+import request_state
 from blueprints.errors import AuthenticationError
 from dependencies import session_service
 
@@ -113,7 +114,7 @@ def user_id_of(_header: dict[str, Any], claims: dict[str, Any]) -> uuid.UUID:
     A signed, unexpired token is proof enough; the id also goes to the audit log.
     """
     user_id = uuid.UUID(claims["sub"])
-    g.user_id = user_id
+    request_state.current().user_id = user_id
     return user_id
 
 
@@ -137,7 +138,7 @@ def verify_refresh_token(token: str) -> dict[str, Any]:
     claims: dict[str, Any] = decode_token(token)
     if claims["type"] != "refresh":
         raise AuthenticationError("Expected a refresh token")
-    g.user_id = uuid.UUID(claims["sub"])  # for the audit log
+    request_state.current().user_id = uuid.UUID(claims["sub"])  # for the audit log
     return claims
 
 

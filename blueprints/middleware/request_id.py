@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 import uuid
 
-from flask import Response, g, request
+from flask import Response, request
+
+import request_state
 
 HEADER = "X-Request-ID"
 # Wide enough for UUIDs, hex trace ids and base64; nothing that could split a log line or a header.
@@ -14,12 +16,11 @@ _SANE = re.compile(r"[A-Za-z0-9._:=+/-]{1,128}")
 
 def request_id() -> str:
     """This request's id, fixed on first use: the client's if it is sane, else a new UUID."""
-    current: str | None = g.get("request_id")
-    if current is None:
+    state = request_state.current()
+    if state.request_id is None:
         offered = request.headers.get(HEADER, "")
-        current = offered if _SANE.fullmatch(offered) else uuid.uuid4().hex
-        g.request_id = current
-    return current
+        state.request_id = offered if _SANE.fullmatch(offered) else uuid.uuid4().hex
+    return state.request_id
 
 
 def echo_request_id(response: Response) -> Response:

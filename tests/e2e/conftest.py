@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,18 +13,19 @@ from tests.e2e.helpers import E2E_SECRET, WORKERS, StartServer
 from tests.support.gunicorn import LiveServer, start_gunicorn
 from tests.support.mariadb import MariaDBServer, mariadbd_path
 from tests.support.net import free_port
+from tests.support.processes import stopping_all
 from tests.support.schema import create_schema
 
 
 @pytest.fixture
 def start_server(tmp_path: Path) -> Iterator[StartServer]:
     """Factory: schema into the given empty database, then gunicorn on it; all stopped afterwards."""
-    servers: list[LiveServer] = []
+    indexes = itertools.count()
 
     def start(database_url: str, *, create_tables: bool = True, **extra_env: str) -> LiveServer:
         if create_tables:
             create_schema(database_url)
-        index = len(servers)
+        index = next(indexes)
         cache_dir = tmp_path / f"cache-{index}"
         cache_dir.mkdir()
         env = {
@@ -41,12 +43,9 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
             log_path=tmp_path / f"gunicorn-{index}.log",
             env=env,
         )
-        servers.append(server)
         return server
 
-    yield start
-    for server in servers:
-        server.stop()
+    yield from stopping_all(start)
 
 
 @pytest.fixture

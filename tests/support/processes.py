@@ -1,4 +1,4 @@
-"""Stopping and freezing the throwaway servers tests start (MariaDB, Redis)."""
+"""Stopping and freezing the throwaway servers tests start (MariaDB, Redis, SMTP, gunicorn)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,37 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import ParamSpec, Protocol, TypeVar
 
 FREEZE_TIMEOUT = 5.0
+
+
+class Stoppable(Protocol):
+    """A server a test started."""
+
+    def stop(self) -> None:
+        """Stop it; nothing if it is stopped already."""
+        ...
+
+
+P = ParamSpec("P")
+S = TypeVar("S", bound=Stoppable)
+
+
+def stopping_all(start: Callable[P, S]) -> Iterator[Callable[P, S]]:
+    """For a factory fixture: yields `start`, and once the test is done stops all it started, in order."""
+    started: list[S] = []
+
+    def factory(*args: P.args, **kwargs: P.kwargs) -> S:
+        server = start(*args, **kwargs)
+        started.append(server)
+        return server
+
+    yield factory
+    for server in started:
+        server.stop()
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float) -> None:
