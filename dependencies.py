@@ -41,9 +41,7 @@ def admin_service() -> AdminService:
 
 def recovery_service() -> RecoveryService:
     """Recovery rules (reset mails and tokens) over this request's session and the app's policy."""
-    return RecoveryService(
-        UserRepository(get_db), ResetTokenRepository(get_db), account_service(), resources().reset_policy
-    )
+    return RecoveryService(ResetTokenRepository(get_db), account_service(), resources().reset_policy)
 
 
 def readiness_checks() -> Readiness:

@@ -156,16 +156,31 @@ class AccountService:
         return SignedIn(changed, generation + 1, password_version(new_hash))
 
     def set_password(self, user_id: uuid.UUID, new_password: str) -> int:
-        """Set a password without the current one (recovery, operators), ending every session; the new generation."""
+        """Set a password without the current one (operators), ending every session; the new generation."""
         check_password(new_password)
         password_hash = self._passwords.hash(new_password)
         # Bounded: each retry means another ending committed in between, which only a flood would repeat.
         for _ in range(3):
             _, _, generation = self._credentials(user_id)
-            if self._users.change_password(user_id, generation, password_hash, datetime.now(UTC)):
-                self._sessions.ended(user_id, generation + 1)
+            if self._replace_password(user_id, generation, password_hash):
                 return generation + 1
         raise TokenRevokedError(str(user_id))
+
+    def set_password_in_generation(self, user_id: uuid.UUID, generation: int, new_password: str) -> bool:
+        """Set a password only while the account is still in session `generation`, ending every session.
+
+        For a reset token, which carries the generation it was issued in: False (nothing changed)
+        once a password change, another reset or a sign-out has committed since, however close.
+        """
+        check_password(new_password)
+        return self._replace_password(user_id, generation, self._passwords.hash(new_password))
+
+    def _replace_password(self, user_id: uuid.UUID, generation: int, password_hash: str) -> bool:
+        """The new hash and the next session generation in one conditional UPDATE; False if the generation moved."""
+        if not self._users.change_password(user_id, generation, password_hash, datetime.now(UTC)):
+            return False
+        self._sessions.ended(user_id, generation + 1)
+        return True
 
     def delete_account(self, user_id: uuid.UUID, password: str) -> User:
         """Delete the signed-in user's account once they confirm it with their password."""

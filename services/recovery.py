@@ -4,8 +4,9 @@ A token is 32 random bytes (URL-safe base64); only its sha256 is stored, so a co
 database holds no usable link. A token opens one reset: it is refused once used, once expired,
 once a newer one was issued for the account (the new row replaces the old), and once the
 account's sessions ended since it was issued (a password change or reset, a sign-out: the row
-holds the session generation at issue). The new password is set through
-AccountService.set_password, so the reset ends every session exactly as a password change does.
+holds the session generation at issue, and the password is set only while the account is still
+in it). The new password is set through AccountService, in the one conditional UPDATE a password
+change makes, so the reset ends every session exactly as a password change does.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from email.utils import make_msgid
 from html import escape
 
 from repositories.reset_tokens import MailWindow, ResetTokenRepository
-from repositories.users import UserRepository
 from services.accounts import AccountService, InvalidEmailError, check_password, normalize_email
 from services.errors import InvalidResetTokenError, PasswordMismatchError
 
@@ -76,10 +76,7 @@ def reset_message(policy: ResetPolicy, recipient: str, token: str) -> EmailMessa
 class RecoveryService:
     """Issues reset mails and resets passwords with their tokens."""
 
-    def __init__(
-        self, users: UserRepository, tokens: ResetTokenRepository, accounts: AccountService, policy: ResetPolicy
-    ) -> None:
-        self._users = users
+    def __init__(self, tokens: ResetTokenRepository, accounts: AccountService, policy: ResetPolicy) -> None:
         self._tokens = tokens
         self._accounts = accounts
         self._policy = policy
@@ -114,9 +111,11 @@ class RecoveryService:
         found = self._tokens.find(digest)
         if found is None or found.expires_at <= datetime.now(UTC):
             raise InvalidResetTokenError
-        if self._users.session_generation(found.user_id) != found.session_generation:
-            raise InvalidResetTokenError  # the password changed, or the sessions ended, since the mail
         if not self._tokens.spend(digest):
             raise InvalidResetTokenError  # a concurrent reset used it first
-        self._accounts.set_password(found.user_id, new_password)
+        # Conditional on the token's generation, in the same UPDATE that sets the password: a
+        # password change, reset or sign-out committed since the mail, even one racing this
+        # request, leaves the password alone.
+        if not self._accounts.set_password_in_generation(found.user_id, found.session_generation, new_password):
+            raise InvalidResetTokenError
         return found.user_id

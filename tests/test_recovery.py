@@ -168,7 +168,7 @@ def test_a_reset_sets_the_password_and_ends_every_session(rec: Recovery) -> None
     response = rec.api.reset_password(token, NEW_PASSWORD, confirm_password=NEW_PASSWORD)
     assert response.status_code == 200 and response.get_json() == {"status": "password reset"}
     assert response.headers["Cache-Control"] == "no-store"
-    # Ended through AccountService.set_password: old access and refresh tokens are refused.
+    # Ended by the password change's own conditional UPDATE: old access and refresh tokens are refused.
     assert rec.api.listing(user["access_token"]).status_code == 401
     assert rec.api.refresh(user["refresh_token"]).status_code == 401
     assert rec.api.sign_in(ADA, PASSWORD).status_code == 401

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +20,7 @@ import pytest
 import requests
 
 from tests.e2e.helpers import CLOSE, TIMEOUT, StartServer, mail_env, sign_up
-from tests.support.api import FORGOT_PASSWORD, LIST, PASSWORD, REFRESH, RESET_PASSWORD, SIGN_IN, bearer
+from tests.support.api import CHANGE_PASSWORD, FORGOT_PASSWORD, LIST, PASSWORD, REFRESH, RESET_PASSWORD, SIGN_IN, bearer
 from tests.support.net import free_port
 from tests.support.redis import RedisServer
 from tests.support.smtp import SmtpServer
@@ -109,6 +110,57 @@ def test_a_reset_on_one_host_ends_the_sessions_on_the_other_within_a_second(
     assert refresh.status_code == 401
     old = requests.post(second.base + SIGN_IN, data={"username": "ada@example.com", "password": PASSWORD})
     assert old.status_code == 401
+
+
+RACE_ROUNDS = 12
+BY_RESET, BY_CHANGE = "the reset's passphrase", "the change's passphrase"
+
+
+def _reset_and_change_at_once(base: str, token: str, access: str) -> tuple[int, int]:
+    """A reset with `token` and a password change with `access`, released together; their statuses."""
+    start = threading.Barrier(2)
+
+    def reset() -> int:
+        start.wait(timeout=TIMEOUT)
+        body = {"token": token, "new_password": BY_RESET}
+        return requests.post(base + RESET_PASSWORD, json=body, headers=CLOSE, timeout=TIMEOUT).status_code
+
+    def change() -> int:
+        start.wait(timeout=TIMEOUT)
+        body = {"current_password": PASSWORD, "new_password": BY_CHANGE}
+        headers = {**bearer(access), **CLOSE}
+        return requests.post(base + CHANGE_PASSWORD, json=body, headers=headers, timeout=TIMEOUT).status_code
+
+    with ThreadPoolExecutor(2) as pool:
+        resetting, changing = pool.submit(reset), pool.submit(change)
+        return resetting.result(), changing.result()
+
+
+def test_a_reset_racing_a_password_change_never_both_win(
+    start_server: StartServer, shared_database: str, smtp_server: SmtpServer
+) -> None:
+    # The contract: a password change since the mail spends the token, also when the two race.
+    live = start_server(shared_database, RATE_LIMIT_AUTH_PER_ADDRESS="100000 per minute", **mail_env(smtp_server.port))
+    winners: list[str] = []
+    for round_ in range(RACE_ROUNDS):
+        email = f"race{round_}@example.com"
+        access = sign_up(live.base, email)["access_token"]
+        assert _forgot(live.base, email).status_code == 202
+        token = _token_of(smtp_server, round_ + 1)
+        reset_status, change_status = _reset_and_change_at_once(live.base, token, access)
+        signs_in = [
+            password
+            for password in (PASSWORD, BY_RESET, BY_CHANGE)
+            if requests.post(
+                live.base + SIGN_IN, data={"username": email, "password": password}, timeout=TIMEOUT
+            ).status_code
+            == 200
+        ]
+        outcome = (reset_status, change_status, signs_in)
+        # The change loses with 401 (its session ended, or its current password is gone).
+        assert outcome in ((200, 401, [BY_RESET]), (400, 200, [BY_CHANGE])), outcome
+        winners.append("reset" if reset_status == 200 else "change")
+    print(f"\nreset racing a password change, {RACE_ROUNDS} rounds: won by {winners}")
 
 
 def _medians_ms(base: str, known: str, unknown: str) -> tuple[float, float]:
