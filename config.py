@@ -21,6 +21,7 @@ from typing import Any, Literal
 from limits import parse_many
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 ROOT_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = ROOT_DIR / "instance"
@@ -31,7 +32,8 @@ DEFAULT_PASSWORD_RESET_URL = "http://127.0.0.1:8000/reset-password?token={token}
 
 CacheBackend = Literal["simple", "filesystem", "redis"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
-CACHE_TYPES = {"simple": "SimpleCache", "filesystem": "FileSystemCache", "redis": "RedisCache"}
+# `filesystem` is the host store (cache/host.py): one SQLite file in CACHE_DIR for a host's processes.
+CACHE_TYPES = {"simple": "SimpleCache", "filesystem": "cache.host.flask_caching_backend", "redis": "RedisCache"}
 # Flask config keys of our own: the rate limits, read per request by the limiter, and the
 # lifetime of the device cookie (blueprints/auth/devices.py).
 SIGN_IN_FAILURES_KEY = "POSTS_RATE_LIMIT_SIGN_IN_FAILURES"
@@ -73,18 +75,27 @@ class Settings(BaseSettings):
     access_token_minutes: int = Field(default=60, gt=0)
     refresh_token_days: int = Field(default=30, gt=0)
     redis_url: SecretStr | None = None
-    # Default: `redis` when REDIS_URL is set, else `filesystem` (shared by every process of a host).
+    # Default: `redis` when REDIS_URL is set, else `filesystem` (the host store, shared by every
+    # process of the deployment on this host).
     cache_backend: CacheBackend
+    # Default: a private directory on /dev/shm for this deployment (its database), else under instance/.
     cache_dir: str
     cache_timeout_seconds: int = Field(default=300, gt=0)
-    cache_max_entries: int = Field(default=256, gt=0)
+    # Listing bodies each process keeps (an LRU in memory), and the largest body kept.
+    cache_max_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
     cache_max_entry_bytes: int = Field(default=512 * 1024, gt=0)
+    # The host store's file (versions, session copies, rate-limit windows); full, it evicts.
+    cache_store_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1024 * 1024)
     redis_timeout_seconds: float = Field(default=1.0, gt=0)
     cache_retry_seconds: float = Field(default=2.0, gt=0)
     health_timeout_seconds: float = Field(default=2.0, gt=0)
     # See repositories/database.py for how these bound a request during a database outage.
     db_connect_timeout_seconds: int = Field(default=2, gt=0)
     db_read_timeout_seconds: int = Field(default=3, gt=0)
+    # A statement waits this long for another session's row or table lock, then answers "busy"
+    # (below the read timeout, so a lock wait is never mistaken for a silent server). Default:
+    # one second less than DB_READ_TIMEOUT_SECONDS (at least 1).
+    db_lock_wait_seconds: int | None = Field(default=None, gt=0)
     db_pool_size: int = Field(default=10, gt=0)
     # After a database timeout or failed connect, a process answers 503 at once for this long,
     # then lets one request probe (repositories/database.py, DatabaseBreaker).
@@ -135,7 +146,8 @@ class Settings(BaseSettings):
         if not values.get("cache_backend"):
             values["cache_backend"] = "redis" if values.get("redis_url") else "filesystem"
         if not values.get("cache_dir"):
-            values["cache_dir"] = _private_shm_cache_dir() or str(INSTANCE_DIR / "cache")
+            deployment = _deployment_id(values.get("database_url"))
+            values["cache_dir"] = _private_shm_cache_dir(deployment) or str(INSTANCE_DIR / f"cache-{deployment}")
         return values
 
     @model_validator(mode="after")
@@ -149,6 +161,17 @@ class Settings(BaseSettings):
             if "mail_from" not in self.model_fields_set:
                 raise ValueError("MAIL_FROM must be set when APP_ENV=production and SMTP_HOST is set")
         return self
+
+    @model_validator(mode="after")
+    def _lock_waits_end_before_the_read_timeout(self) -> Settings:
+        if self.db_lock_wait_seconds is not None and self.db_lock_wait_seconds >= self.db_read_timeout_seconds:
+            raise ValueError("DB_LOCK_WAIT_SECONDS must be below DB_READ_TIMEOUT_SECONDS")
+        return self
+
+    @property
+    def lock_wait_seconds(self) -> int:
+        """How long a statement waits for a lock: DB_LOCK_WAIT_SECONDS, or one second below the read timeout."""
+        return self.db_lock_wait_seconds or max(1, self.db_read_timeout_seconds - 1)
 
     @field_validator("password_reset_url")
     @classmethod
@@ -285,19 +308,19 @@ def _jwt_config(settings: Settings) -> dict[str, object]:
 
 
 def _cache_config(settings: Settings) -> dict[str, object]:
-    """Flask-Caching: `simple` lives in one process, `filesystem` in one host, `redis` everywhere.
+    """Flask-Caching: `simple` lives in one process, `filesystem` (the host store) in one host, `redis` everywhere.
 
-    Entries are bounded in count here and in size by the listing cache, so a process holds at
-    most max_entries x max_entry_bytes.
+    It holds only small entries (listing versions, session copies); listing bodies live in each
+    process's memo (CACHE_MAX_BYTES), the host store's file is bounded by CACHE_STORE_MAX_BYTES.
     """
     config: dict[str, object] = {
         "CACHE_TYPE": CACHE_TYPES[settings.cache_backend],
         "CACHE_DEFAULT_TIMEOUT": settings.cache_timeout_seconds,
-        "CACHE_THRESHOLD": settings.cache_max_entries,
         "CACHE_KEY_PREFIX": "posts-api:",
     }
     if settings.cache_backend == "filesystem":
         config["CACHE_DIR"] = settings.cache_dir
+        config["CACHE_STORE_MAX_BYTES"] = settings.cache_store_max_bytes
     if settings.cache_backend == "redis" and settings.redis_url is not None:
         config["CACHE_REDIS_URL"] = settings.redis_url.get_secret_value()
         timeout = settings.redis_timeout_seconds
@@ -339,17 +362,31 @@ def _development_secret() -> str:
     return path.read_text().strip()
 
 
-def _private_shm_cache_dir() -> str | None:
-    """A directory on /dev/shm only this user can write, one per checkout; None when unusable.
+def _deployment_id(database_url: object) -> str:
+    """A short name for the deployment: its database, without the password (never a secret in a path).
 
-    Every add-post and delete rewrites a version file, and a rename on a busy disk costs
-    several times what it costs in memory. The cache holds pickles, so a directory another
-    local user could have created (or a symlink) is refused rather than read.
+    Every process serving one database on this host shares one host store; another database
+    (another deployment started from the same checkout) gets its own.
+    """
+    raw = database_url.get_secret_value() if isinstance(database_url, SecretStr) else database_url
+    url = str(raw) if raw else f"sqlite:///{INSTANCE_DIR / 'posts.db'}"
+    try:
+        identity = make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an invalid URL is reported by the engine; any stable name will do here
+        identity = url.rsplit("@", 1)[-1]
+    return hashlib.sha256(identity.encode()).hexdigest()[:12]
+
+
+def _private_shm_cache_dir(deployment: str) -> str | None:
+    """A directory on /dev/shm only this user can write, one per deployment; None when unusable.
+
+    Every add-post and delete writes a version stamp, and a write on a busy disk costs several
+    times what it costs in memory. The store holds pickles, so a directory another local user
+    could have created (or a symlink) is refused rather than read.
     """
     if not os.path.isdir("/dev/shm"):  # noqa: S108 - checked to be private below
         return None
-    checkout = hashlib.sha256(str(ROOT_DIR).encode()).hexdigest()[:12]
-    path = f"/dev/shm/posts-api-cache-{os.geteuid()}-{checkout}"  # noqa: S108
+    path = f"/dev/shm/posts-api-cache-{os.geteuid()}-{deployment}"  # noqa: S108
     try:
         os.mkdir(path, 0o700)
     except FileExistsError:

@@ -22,6 +22,7 @@ class RequestState:
     request_id: str | None = None  # blueprints/middleware/request_id.py
     user_id: uuid.UUID | None = None  # set where the request proves who it is, for the audit log
     error_type: str | None = None  # blueprints/errors.py, for the audit line and the 503 metric
+    unavailable_cause: str | None = None  # blueprints/errors.py: "database" (down) or "busy", for the metric
     attempted_account: str | None = None  # blueprints/auth/attempts.py
     trusted_device: str | None = None  # blueprints/auth/devices.py, once trusted_device_read
     trusted_device_read: bool = False

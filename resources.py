@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import request_state
 from cache.health import RedisProbe
-from cache.listing import MEMO_MAX_BYTES, VersionedListingCache
+from cache.listing import VersionedListingCache
 from cache.sessions import SessionGenerations
 from config import Settings
 from mail.outbox import Outbox
@@ -132,9 +132,8 @@ def _listing_cache(backend: BaseCache, settings: Settings) -> VersionedListingCa
         backend,
         settings.cache_timeout_seconds,
         settings.cache_max_entry_bytes,
+        max_bytes=settings.cache_max_bytes,
         retry_seconds=settings.cache_retry_seconds,
-        # `simple` already lives in the process: a memo of it would hold each body twice.
-        memo_max_bytes=0 if settings.cache_backend == "simple" else MEMO_MAX_BYTES,
     )
 
 

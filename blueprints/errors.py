@@ -2,7 +2,8 @@
 
 `DOMAIN_ERRORS` is the table from the service layer's refusals to HTTP; the handlers below cover
 the rest: Werkzeug's HTTP errors, schema mismatches (422), rate limits (429), tokens (401 from
-flask-jwt-extended's loaders), an unreachable or unmigrated database (503) and anything unexpected (500).
+flask-jwt-extended's loaders), an unreachable or unmigrated database (503 "Database unavailable"),
+a busy moment (503 "Server busy": a lock wait, no pooled connection free) and anything unexpected (500).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import request_state
 from blueprints.middleware.body_limit import CLOSE_AFTER_RESPONSE
 from blueprints.middleware.request_id import request_id
 from extensions import limiter
-from repositories.database import DatabaseUnavailableError
+from repositories.database import DatabaseUnavailableError, is_busy
 from repositories.schema import UPGRADE_COMMAND, is_missing_schema, missing_schema_cause
 from services.errors import (
     EmailTakenError,
@@ -55,6 +56,10 @@ DOMAIN_ERRORS: dict[type[Exception], tuple[int, str]] = {
 }
 
 RETRY_AFTER_SECONDS = "5"
+# A busy moment passes quickly (a lock held by someone else, every pooled connection in use).
+BUSY_RETRY_AFTER_SECONDS = "1"
+DATABASE_UNAVAILABLE = "Database unavailable, retry later"
+SERVER_BUSY = "Server busy, retry later"
 TOO_MANY_ATTEMPTS = "Too many attempts, try again later"
 SCHEMA_NOT_MIGRATED = f"Database schema is not migrated: run `{UPGRADE_COMMAND}`"
 # webargs names locations after the request part; FastAPI clients expect these names.
@@ -158,13 +163,39 @@ def _handle_unexpected(error: Exception) -> Response:
 
 
 def _handle_database_down(error: Exception) -> Response:
-    request_state.current().error_type = type(error).__name__
+    _unavailable(error, "database")
     log.error("database unavailable: %s (request %s)", type(error).__name__, request_id())
-    return error_response(503, "Database unavailable, retry later", {"Retry-After": RETRY_AFTER_SECONDS})
+    return error_response(503, DATABASE_UNAVAILABLE, {"Retry-After": RETRY_AFTER_SECONDS})
+
+
+def _handle_busy(error: Exception) -> Response:
+    # This request alone could not be served in time (a lock wait, a deadlock, no pooled
+    # connection free): the database is healthy, so no outage is logged and no breaker opens.
+    _unavailable(error, "busy")
+    log.warning("server busy: %s (request %s)", _busy_reason(error), request_id())
+    return error_response(503, SERVER_BUSY, {"Retry-After": BUSY_RETRY_AFTER_SECONDS})
+
+
+def _busy_reason(error: Exception) -> str:
+    if isinstance(error, PoolTimeoutError):
+        return "no pooled database connection came free in time"
+    original = getattr(error, "orig", None)
+    return f"{type(original or error).__name__} {original.args[0] if original and original.args else ''}".strip()
+
+
+def _unavailable(error: Exception, cause: str) -> None:
+    """Note why this request gets its 503, for the audit line and the metrics."""
+    state = request_state.current()
+    state.error_type = type(error).__name__
+    state.unavailable_cause = cause
+
+
+def _handle_pool_timeout(error: PoolTimeoutError) -> Response:
+    return _handle_busy(error) if is_busy(error) else _handle_database_down(error)
 
 
 def _handle_schema_not_migrated(error: DBAPIError) -> Response:
-    request_state.current().error_type = type(error).__name__
+    _unavailable(error, "database")
     log.error(
         "database schema not migrated (%s: %s); run `%s` (request %s)",
         type(error).__name__,
@@ -178,14 +209,16 @@ def _handle_schema_not_migrated(error: DBAPIError) -> Response:
 def _handle_database_known_down(error: DatabaseUnavailableError) -> Response:
     # Refused without trying: the breaker logged the outage once when it opened, and the audit
     # log has a line per refused request, so no error line here.
-    request_state.current().error_type = type(error).__name__
-    return error_response(503, "Database unavailable, retry later", {"Retry-After": RETRY_AFTER_SECONDS})
+    _unavailable(error, "database")
+    return error_response(503, DATABASE_UNAVAILABLE, {"Retry-After": RETRY_AFTER_SECONDS})
 
 
 def _handle_dbapi_error(error: DBAPIError) -> Response:
     # A missing table is no outage: say what is wrong, or operators chase a healthy database.
     if isinstance(error, OperationalError | ProgrammingError) and is_missing_schema(error):
         return _handle_schema_not_migrated(error)
+    if is_busy(error):
+        return _handle_busy(error)
     if error.connection_invalidated or isinstance(error, OperationalError):
         return _handle_database_down(error)
     return _handle_unexpected(error)
@@ -205,7 +238,7 @@ def register_error_handlers(app: Flask, jwt: JWTManager) -> None:
     for error_type in DOMAIN_ERRORS:
         app.register_error_handler(error_type, _domain_error)
     app.register_error_handler(RateLimitExceeded, _handle_rate_limited)
-    app.register_error_handler(PoolTimeoutError, _handle_database_down)
+    app.register_error_handler(PoolTimeoutError, _handle_pool_timeout)
     app.register_error_handler(DatabaseUnavailableError, _handle_database_known_down)
     app.register_error_handler(DBAPIError, _handle_dbapi_error)
     register_token_errors(app, jwt)

@@ -1,6 +1,8 @@
-"""The per-user listing cache, on any cachelib backend: listings safe against stale writes.
+"""The per-user listing cache: version stamps in the shared store, bodies in each process.
 
-Per user it holds the listing's version stamp (`v:`) and listing bodies under a version (`l:`).
+Per user the shared store (the host store, Redis, or in-process `simple`) holds the listing's
+version stamp (`v:<user>`); each process keeps the bodies it read under (user, version) in a
+memory-bounded LRU (cache/memo.py).
 """
 
 from __future__ import annotations
@@ -19,24 +21,23 @@ from observability.metrics import CACHE_BYPASS, CACHE_HIT, CACHE_MISS
 
 log = logging.getLogger(__name__)
 
-# Per-process copy of bodies read from a shared backend (see BodyMemo); 0 for `simple`,
-# which already lives in the process.
-MEMO_MAX_BYTES = 16 * 1024 * 1024
-
 
 class VersionedListingCache:
     """Listings keyed by (user, version); a write retires the user's version.
 
-    A miss reads the version *before* querying the database and stores the body under it.
+    A miss reads the version *before* querying the database and keeps the body under it.
     If a write lands in between, that version is already retired, so the possibly stale
-    body is never served: read-your-writes holds across workers without locks.
+    body is never served: read-your-writes holds across workers and hosts without locks.
+    A body under a version never changes, so each process may keep its own copy: a hit is one
+    read of the shared stamp, and a miss stores nothing shared (only a first listing creates
+    the user's stamp).
 
-    Outages: every backend error opens a circuit breaker, and while it is open reads skip the
+    Outages: every store error opens a circuit breaker, and while it is open reads skip the
     cache (they go to the database) without paying a timeout; invalidations are still tried
-    at once, since other hosts may already reach the backend again. A write whose invalidation
-    could not reach the backend leaves its user *pending* in this process: this process
+    at once, since other hosts may already reach the store again. A write whose invalidation
+    could not reach the store leaves its user *pending* in this process: this process
     skips the cache for that user, and a background thread (plus every later cache use)
-    retries the invalidation until it lands, so a backend that comes back with its old
+    retries the invalidation until it lands, so a store that comes back with its old
     data (persistence, or a partition rather than a restart) stops serving the pre-write
     listing about one retry interval after it is reachable again.
     """
@@ -47,13 +48,13 @@ class VersionedListingCache:
         timeout: int,
         max_entry_bytes: int,
         *,
+        max_bytes: int,
         retry_seconds: float = 2.0,
-        memo_max_bytes: int = 0,
     ) -> None:
         self._backend = backend
         self._timeout = timeout
         self._max_entry_bytes = max_entry_bytes
-        self._memo = BodyMemo(memo_max_bytes) if memo_max_bytes else None
+        self._memo = BodyMemo(max_bytes)
         self._retry_seconds = retry_seconds
         self._breaker = CircuitBreaker(retry_seconds)
         self._lock = threading.Lock()
@@ -63,18 +64,18 @@ class VersionedListingCache:
 
     @property
     def memo_bytes(self) -> int:
-        """Bytes of listing bodies this process holds in its memo (0 without one)."""
-        return 0 if self._memo is None else self._memo.size_bytes
+        """Bytes of listing bodies this process holds."""
+        return self._memo.size_bytes
 
     @property
     def max_entry_bytes(self) -> int:
-        """The largest body `put` stores; a listing that grows past it is streamed, not cached."""
+        """The largest body `put` keeps; a listing that grows past it is streamed, not cached."""
         return self._max_entry_bytes
 
     def version(self, user_id: uuid.UUID) -> str:
         """The user's listing version, in one round trip; "" when the cache is not usable (bypass).
 
-        A user without a version gets one, so a listing read now can be stored under it.
+        A user without a version gets one, so a listing read now can be kept under it.
         """
         if not self._usable() or self.is_pending(user_id):
             return ""
@@ -83,13 +84,10 @@ class VersionedListingCache:
             version = self._backend.get(version_key)
             if version is None:
                 version = secrets.token_hex(8)
-                # `add`, so concurrent first readers agree on one version. The filesystem backend's
-                # `add` also refuses while an expired entry's file is still there: then `set`.
+                # `add`, so concurrent first readers agree on one version.
                 if not self._backend.add(version_key, version, timeout=2 * self._timeout):
-                    stored = self._backend.get(version_key)
-                    if stored is not None:
-                        version = stored
-                    elif not self._backend.set(version_key, version, timeout=2 * self._timeout):
+                    version = self._backend.get(version_key)
+                    if version is None:
                         raise OSError(f"listing cache could not store a version for user {user_id}")
         except Exception:  # a cache outage must degrade to the database, not fail the request
             self._failed("read")
@@ -98,23 +96,14 @@ class VersionedListingCache:
         return str(version)
 
     def body(self, user_id: uuid.UUID, version: str) -> bytes | None:
-        """The listing body stored under this version, if any (None too when bypassed or failing).
+        """The listing body kept under this version, if any (None too when bypassed).
 
         Each call is one listing lookup for the metrics: a hit, a miss, or a bypass.
         """
         if not version:
             CACHE_BYPASS.inc()
             return None
-        if self._memo is not None and (body := self._memo.get(user_id, version)) is not None:
-            CACHE_HIT.inc()
-            return body
-        try:
-            body = self._shared_body(user_id, version)
-        except Exception:
-            self._failed("read")
-            CACHE_BYPASS.inc()
-            return None
-        self._breaker.succeeded()
+        body = self._memo.get(user_id, version)
         (CACHE_MISS if body is None else CACHE_HIT).inc()
         return body
 
@@ -124,39 +113,17 @@ class VersionedListingCache:
         return version, self.body(user_id, version)
 
     def forget(self, user_id: uuid.UUID) -> None:
-        """Drop a deleted user's listing: its current body and version (older bodies are unreachable already)."""
-        self.invalidate(user_id)  # retiring the version drops its body too
+        """Drop a deleted user's listing (its version is retired, so no process serves its body again)."""
+        self.invalidate(user_id)
 
     def put(self, user_id: uuid.UUID, version: str, body: bytes) -> None:
-        """Cache the body unless it is too big, the version could not be read or is retired, or the cache is down."""
-        if not version or len(body) > self._max_entry_bytes or not self._breaker.allows():
-            return
-        try:
-            if self._backend.get(f"v:{user_id}") != version:
-                # Retired while the database was read: never served, so never stored (an orphan
-                # would count against the filesystem backend's CACHE_MAX_ENTRIES until it expires).
-                return
-            # Stored with its time, so a copy in another process's memo never outlives the entry.
-            self._backend.set(f"l:{user_id}:{version}", (time.time(), body), timeout=self._timeout)
-        except Exception:
-            self._failed("write")
-            return
-        self._breaker.succeeded()
-        if self._memo is not None:
-            self._memo.put(user_id, version, body, self._timeout)
+        """Keep the body under the version read before the query, unless it is too big or the cache is bypassed.
 
-    def _shared_body(self, user_id: uuid.UUID, version: str) -> bytes | None:
-        """The body from the shared backend, remembered in-process for the rest of its lifetime."""
-        entry = self._backend.get(f"l:{user_id}:{version}")
-        if isinstance(entry, bytes):  # written by a release that stored bare bodies
-            return entry
-        if not isinstance(entry, tuple):
-            return None
-        stored_at, body = entry
-        if self._memo is not None:
-            # Never beyond the shared entry's own expiry: a body is served for at most `timeout`.
-            self._memo.put(user_id, version, body, self._timeout - (time.time() - stored_at))
-        return body  # type: ignore[no-any-return]
+        A body kept under a version retired meanwhile is never served (no reader gets that
+        version again); it only ages out of the memo.
+        """
+        if version and len(body) <= self._max_entry_bytes:
+            self._memo.put(user_id, version, body, self._timeout)
 
     def invalidate(self, user_id: uuid.UUID) -> None:
         """Retire the user's version; if the backend is unreachable, keep retrying until it is."""
@@ -186,22 +153,16 @@ class VersionedListingCache:
             return user_id in self._pending
 
     def _retire(self, user_id: uuid.UUID) -> None:
-        """Store a new version for the user, and drop the old version's body (it is never served again).
+        """Store a new version for the user: every process's body under the old one is never served again.
 
-        Without the drop every write leaves a body behind until it expires, and the filesystem
-        backend, once past CACHE_MAX_ENTRIES files, scans its whole directory on every write
-        (docs/benchmark.md: the add/list/delete cycle). The filesystem backend reports a failed
-        write (e.g. a full disk) by returning False rather than raising; the old version would
-        then live on, so it is deleted instead.
+        A backend may report a failed write by returning False rather than raising; the old
+        version would then live on, so it is deleted instead (the next reader makes a new one).
         """
         version_key = f"v:{user_id}"
-        old = self._backend.get(version_key)
         if self._backend.set(version_key, secrets.token_hex(8), timeout=2 * self._timeout) is False:
             log.warning("listing cache could not store a new version for user %s; deleting it", user_id)
-            if not self._backend.delete(version_key):
+            if not self._backend.delete(version_key) and self._backend.has(version_key):
                 raise OSError(f"listing cache could neither replace nor delete the version of user {user_id}")
-        if old is not None:
-            self._backend.delete(f"l:{user_id}:{old}")
 
     def _usable(self) -> bool:
         """Whether the cache may be used now: breaker closed (or probing) and nothing owed."""

@@ -57,11 +57,10 @@ def observe_response(response: Response) -> Response:
 
 
 def unavailable_cause() -> str:
-    """Why this request got a 503: the readiness probe said so, or the database was unreachable."""
+    """Why this request got a 503: not ready, the database unreachable, busy (blueprints.errors says), or other."""
     if request.endpoint == READINESS_ENDPOINT:
         return "not_ready"
-    # blueprints.errors' database handler, the only other source of 503s, names the exception here.
-    return "database" if request_state.current().error_type else "other"
+    return request_state.current().unavailable_cause or "other"
 
 
 def _checked_out(*_args: Any) -> None:

@@ -29,7 +29,8 @@ LATENCY = Histogram(
 RATE_LIMITED = Counter(f"{PREFIX}rate_limit_refusals_total", "Requests refused with 429, by route.", ["endpoint"])
 UNAVAILABLE = Counter(
     f"{PREFIX}unavailable_responses_total",
-    "503 responses by cause: database (unreachable during a request), not_ready (/readyz), other.",
+    "503 responses by cause: database (unreachable during a request), busy (a lock wait or no pooled"
+    " connection in time, the database healthy), not_ready (/readyz), other.",
     ["cause"],
 )
 

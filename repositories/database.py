@@ -48,6 +48,12 @@ log = logging.getLogger(__name__)
 # never add R to that wait.
 # R also bounds a healthy server's silence before answering one statement: this service's
 # statements are single-row or indexed and take milliseconds, so 3 s of silence means trouble.
+# A statement that waits on a row or metadata lock held by someone else (an operator's console,
+# a long migration, a stuck transaction) is not silence of the server: each connection limits
+# such waits to L = DB_LOCK_WAIT_SECONDS (< R), so the wait ends as that statement's own error
+# (MySQL/MariaDB 1205) before the read timeout could mistake it for an outage. That error, a
+# deadlock, and a checkout that found no pooled connection free in time are "busy": a 503 for
+# that request alone, never counted by the breaker (docs/database-outages.md has the rule).
 
 
 class DatabaseUnavailableError(PoolTimeoutError):
@@ -59,6 +65,30 @@ class DatabaseUnavailableError(PoolTimeoutError):
 
     def __init__(self, message: str = "database unavailable (failing fast until a probe reaches it)") -> None:
         super().__init__(message)
+
+
+# MySQL/MariaDB errors that end one statement of a healthy server: ER_LOCK_WAIT_TIMEOUT (row and
+# metadata locks), ER_LOCK_DEADLOCK.
+MYSQL_BUSY_ERRORS = frozenset({1205, 1213})
+# SQLite's "database is locked" / "database table is locked": another writer held the lock too long.
+SQLITE_BUSY_MESSAGES = ("database is locked", "database table is locked")
+
+
+def is_busy(error: BaseException) -> bool:
+    """Whether `error` means "this request could not be served in time" while the database is healthy.
+
+    A lock wait or deadlock that ended one statement, or a checkout that waited for a pooled
+    connection past its limit. DatabaseUnavailableError (the breaker's refusal) is not busy: down.
+    """
+    if isinstance(error, DatabaseUnavailableError):
+        return False
+    if isinstance(error, PoolTimeoutError):
+        return True
+    original = getattr(error, "orig", None)
+    code = original.args[0] if original is not None and original.args else None
+    if isinstance(code, int):
+        return code in MYSQL_BUSY_ERRORS
+    return any(message in str(original) for message in SQLITE_BUSY_MESSAGES) if original is not None else False
 
 
 # A pooled connection idle longer than this is pinged before use (DatabaseBreaker._ping_if_idle).
@@ -79,8 +109,8 @@ class DatabaseBreaker:
     failure is refused too, so a request never waits on the database twice: not after waiting for
     the pool, and not after its own first timeout (the session check falls back, then the write
     would need a connection).
-    A failure that is not an outage (constraint, deadlock, lock wait, a stale pooled connection
-    that the pool replaces) leaves it closed.
+    A failure that is not an outage (constraint, deadlock, lock wait, a checkout that waited for a
+    pooled connection too long, a stale pooled connection that the pool replaces) leaves it closed.
     """
 
     def __init__(self, cooldown: float, probe_timeout: float, clock: Callable[[], float] = time.monotonic) -> None:
@@ -219,10 +249,12 @@ def build_engine(settings: Settings) -> Engine:
     # Both kept because the bench needs them: with SQLAlchemy's defaults add-post's p99 doubles and
     # passes the original's (docs/benchmark.md, "Tricks the bench keeps").
     options: dict[str, Any] = {"hide_parameters": True, "pool_reset_on_return": None}
+    lock_wait = settings.lock_wait_seconds
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        options["connect_args"] = {"timeout": 15}
+        # How long a write waits for another writer's lock before "database is locked" (busy).
+        options["connect_args"] = {"timeout": lock_wait}
     else:
         url = url.update_query_dict({"charset": "utf8mb4"})
         options.update(
@@ -233,13 +265,18 @@ def build_engine(settings: Settings) -> Engine:
             # CPU that stalls every other request of the worker; docs/serving.md has the figures).
             pool_size=settings.db_pool_size,
             max_overflow=0,
-            pool_timeout=settings.db_connect_timeout_seconds,
+            # Waiting for a pooled connection is no outage: long enough for a request that holds
+            # one to give it back even when the server froze under it (C + R), then "busy".
+            pool_timeout=settings.db_connect_timeout_seconds + settings.db_read_timeout_seconds,
             # Below MySQL's default wait_timeout (8 h) and typical proxies' idle cut-offs.
             pool_recycle=280,
             connect_args={
                 "connect_timeout": settings.db_connect_timeout_seconds,
                 "read_timeout": settings.db_read_timeout_seconds,
                 "write_timeout": settings.db_read_timeout_seconds,
+                # Row and metadata lock waits end as the statement's own error before R (same
+                # names on MySQL 8 and MariaDB), sent with the handshake: no round trip of its own.
+                "init_command": f"SET SESSION innodb_lock_wait_timeout = {lock_wait}, lock_wait_timeout = {lock_wait}",
             },
             # Not autocommit, although every write is one statement: a write sent to a frozen
             # server waits in its socket buffer, the request gives up (503), and once the server

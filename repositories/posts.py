@@ -17,6 +17,7 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
+    func,
     insert,
     null,
     select,
@@ -56,6 +57,19 @@ _LIST = (
     .execution_options(**_STREAMED)
 )
 _FIRST_PAGE = _LIST.limit(bindparam("count"))
+# The first read of a whole listing: its newest posts in one buffered SELECT on the request's own
+# connection, each text only when it is at most `small` long (as the database counts length:
+# bytes on MySQL/MariaDB, characters on SQLite), so the read holds a bounded amount of memory.
+_HEAD = (
+    select(
+        _posts.c.id,
+        case((func.length(_posts.c.text) <= bindparam("small"), _posts.c.text), else_=null()),
+        _posts.c.created_at,
+    )
+    .where(_posts.c.user_id == bindparam("user_id"))
+    .order_by(_posts.c.seq.desc())
+    .limit(bindparam("count"))
+)
 _OLDER = (
     _LIST.where(_posts.c.seq < bindparam("below"))
     .limit(bindparam("count"))
@@ -188,6 +202,17 @@ class PostRepository:
         except IntegrityError as exc:
             self._session.rollback()
             raise UnknownOwnerError(str(user_id)) from exc
+
+    def head_for_user(self, user_id: uuid.UUID, count: int, small: int) -> list[Post] | None:
+        """The user's newest `count` posts, read at once on this request's connection; None if one is over `small`.
+
+        Most listings are a few short posts: one round trip, no connection of their own. A
+        longer one is read again by `stream_for_user` (the long texts were not fetched here).
+        """
+        rows = self._session.connection().execute(_HEAD, {"user_id": user_id, "count": count, "small": small}).all()
+        if any(text is None for _, text, _ in rows):
+            return None
+        return [Post(post_id, text, created_at) for post_id, text, created_at in rows]
 
     def stream_for_user(self, user_id: uuid.UUID) -> PostRows:
         """All the user's posts, newest first, in one SELECT (the (user_id, seq) index serves it)."""

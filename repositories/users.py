@@ -7,19 +7,21 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session
 
 from models.entities import User
 from models.tables import PostRow, UserRow
-from repositories.database import DatabaseUnavailableError
+from repositories.database import DatabaseUnavailableError, is_busy
 from repositories.errors import DuplicateEmailError
 from repositories.schema import is_missing_schema
 
 # What the rest of the service sees of an account (never the password hash).
 _USER_COLUMNS = (UserRow.id, UserRow.email_address, UserRow.created_at, UserRow.updated_at)
+# The token check's read, on nearly every request: a prebuilt Core statement (no ORM work per call).
+_GENERATION = select(UserRow.session_generation).where(UserRow.id == bindparam("user_id"))
 
 
 def _user(row: Any) -> User:
@@ -74,14 +76,17 @@ class UserRepository:
         """The account's session generation (None: no such account), in one SELECT.
 
         DatabaseUnavailableError when the database is down (known down, unreachable, connection
-        lost), so the caller may fall back; other errors (an unmigrated schema) propagate.
+        lost), so the caller may fall back; other errors (an unmigrated schema, a busy moment:
+        no pooled connection free in time, a lock wait) propagate.
         """
         try:
-            row = self._session.execute(select(UserRow.session_generation).where(UserRow.id == user_id)).one_or_none()
-        except PoolTimeoutError:
+            row = self._session.connection().execute(_GENERATION, {"user_id": user_id}).one_or_none()
+        except PoolTimeoutError as exc:
+            if is_busy(exc):
+                raise
             raise DatabaseUnavailableError from None
         except OperationalError as exc:
-            if is_missing_schema(exc):
+            if is_missing_schema(exc) or is_busy(exc):
                 raise
             self._session.rollback()
             raise DatabaseUnavailableError from exc

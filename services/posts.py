@@ -28,6 +28,11 @@ MIN_BATCH_ROWS, MAX_BATCH_ROWS = 1, 1000
 PAGE_MAX_BYTES = 1024 * 1024
 # The largest `limit`; a page given only `before` holds up to this many posts.
 MAX_PAGE_POSTS = 1000
+# A whole listing of at most this many posts, each at most SMALL_POST long, is read in one buffered
+# SELECT (at most about 100 x 8 KiB held) and answered whole (cached when it fits the cache's entry
+# size); any other is read again as it is sent, streamed once past the entry size (ListingStream).
+HEAD_POSTS = 100
+SMALL_POST = 8 * 1024
 
 
 @dataclass(frozen=True)
@@ -204,7 +209,23 @@ class PostService:
         return self._whole(user_id, version, tag, validators)
 
     def _whole(self, user_id: uuid.UUID, version: str, tag: str | None, validators: Validators) -> Listing:
-        """The whole listing from the database: buffered and cached if it fits the cache, else streamed."""
+        """The whole listing from the database: in one read when short, else streamed; cached when it fits."""
+        head = self._posts.head_for_user(user_id, HEAD_POSTS + 1, SMALL_POST)
+        if head is not None and len(head) <= HEAD_POSTS:
+            body = orjson.dumps([{"id": post.id, "text": post.text, "created_at": post.created_at} for post in head])
+            return self._buffered(user_id, version, tag, validators, body)
+        return self._read_whole(user_id, version, tag, validators)
+
+    def _buffered(
+        self, user_id: uuid.UUID, version: str, tag: str | None, validators: Validators, body: bytes
+    ) -> Listing:
+        """A whole listing read into memory: cached (if it fits) under the version read *before* the query."""
+        self._cache.put(user_id, version, body)
+        listing = Listing(tag or _tag(user_id, WHOLE, b"b", body), body=body)
+        return Listing(listing.tag) if validators.current(listing.tag) else listing
+
+    def _read_whole(self, user_id: uuid.UUID, version: str, tag: str | None, validators: Validators) -> Listing:
+        """A long listing, read as it is sent: buffered and cached if it fits the cache, else streamed."""
         rows = self._posts.stream_for_user(user_id)
         try:
             pieces, complete = _take(rows, self._cache.max_entry_bytes)
@@ -218,14 +239,10 @@ class PostService:
             more = extra is not None and rows.last_seq is not None
             reader = self._posts.older_reader(user_id) if more else None
             listing = Listing(tag, stream=ListingStream(user_id, pieces, rows.last_seq or 0, reader))
-        else:
-            body = b"[" + b",".join(pieces) + b"]"
-            # Stored under the version read *before* the query (see `listing`).
-            self._cache.put(user_id, version, body)
-            listing = Listing(tag or _tag(user_id, WHOLE, b"b", body), body=body)
-        if validators.current(listing.tag):
-            return Listing(listing.tag)
-        return listing
+            if validators.current(listing.tag):
+                return Listing(listing.tag)
+            return listing
+        return self._buffered(user_id, version, tag, validators, b"[" + b",".join(pieces) + b"]")
 
     def _page(self, user_id: uuid.UUID, page: Page, tag: str | None, validators: Validators) -> Listing:
         """One page from the database (never cached: the cache holds whole listings)."""

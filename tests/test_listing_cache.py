@@ -1,34 +1,40 @@
-"""The listing cache when its backend cannot write: a failed invalidation must never leave a stale listing."""
+"""The listing cache: versions in the shared store, bodies in each process, never a stale listing."""
 
 from __future__ import annotations
 
 import logging
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
-from cachelib.file import FileSystemCache
 
+from cache.host import HostCache, HostFile
 from cache.listing import VersionedListingCache
 from cache.memo import BodyMemo
 
 
-class FullDiskCache(FileSystemCache):
-    """The real filesystem backend, except that writes fail the way it reports a full disk: False."""
+class RefusingHostCache(HostCache):
+    """The real host store, except that writes can be made to fail the way cachelib backends report it: False."""
 
     refuse_writes = False
 
-    def set(self, key: str, value: Any, timeout: Any = None, mgmt_element: bool = False) -> bool:
-        if self.refuse_writes and not mgmt_element:
+    def set(self, key: str, value: Any, timeout: int | timedelta | None = None) -> bool:
+        if self.refuse_writes:
             return False
-        return super().set(key, value, timeout=timeout, mgmt_element=mgmt_element)
+        return super().set(key, value, timeout)
+
+
+def _worker(path: Path, memo_bytes: int = 1024) -> VersionedListingCache:
+    """One worker's listing cache over a host store shared with the others (its own memo, its own connection)."""
+    return VersionedListingCache(HostCache(HostFile(str(path))), 300, 1024, max_bytes=memo_bytes)
 
 
 def test_a_failed_version_write_deletes_the_version(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    backend = FullDiskCache(str(tmp_path))
-    listing = VersionedListingCache(cast(Any, backend), timeout=300, max_entry_bytes=1024)
+    backend = RefusingHostCache(HostFile(str(tmp_path)))
+    listing = VersionedListingCache(backend, timeout=300, max_entry_bytes=1024, max_bytes=1024)
     user_id = uuid.uuid4()
     version, body = listing.get(user_id)
     assert body is None
@@ -40,13 +46,15 @@ def test_a_failed_version_write_deletes_the_version(tmp_path: Path, caplog: pyte
         listing.invalidate(user_id)
 
     assert "deleting it" in caplog.text
+    assert backend.get(f"v:{user_id}") is None
+    backend.refuse_writes = False
     new_version, body = listing.get(user_id)
     assert body is None
-    assert new_version != version
+    assert new_version not in ("", version)
 
 
 def test_a_successful_invalidation_retires_the_version(tmp_path: Path) -> None:
-    listing = VersionedListingCache(cast(Any, FullDiskCache(str(tmp_path))), timeout=300, max_entry_bytes=1024)
+    listing = _worker(tmp_path)
     user_id = uuid.uuid4()
     version, _ = listing.get(user_id)
     listing.put(user_id, version, b"[]")
@@ -55,55 +63,63 @@ def test_a_successful_invalidation_retires_the_version(tmp_path: Path) -> None:
     assert (new_version != version, body) == (True, None)
 
 
-def _worker(path: Path, memo_bytes: int = 1024) -> VersionedListingCache:
-    """One worker's view of a cache directory shared with others."""
-    return VersionedListingCache(cast(Any, FileSystemCache(str(path))), 300, 1024, memo_max_bytes=memo_bytes)
-
-
-def test_a_remembered_body_is_never_served_after_another_workers_write(tmp_path: Path) -> None:
+def test_a_kept_body_is_never_served_after_another_workers_write(tmp_path: Path) -> None:
     reader, writer = _worker(tmp_path), _worker(tmp_path)
     user_id = uuid.uuid4()
     version, _ = reader.get(user_id)
     reader.put(user_id, version, b"[old]")
-    assert reader.get(user_id) == (version, b"[old]")  # now from the reader's memory
+    assert reader.get(user_id) == (version, b"[old]")  # from the reader's own memory
     writer.invalidate(user_id)
     new_version, body = reader.get(user_id)
     assert (new_version != version, body) == (True, None)
 
 
-def test_a_body_read_from_the_shared_cache_is_remembered(tmp_path: Path) -> None:
+def test_workers_agree_on_the_version_and_keep_their_own_bodies(tmp_path: Path) -> None:
     first, second = _worker(tmp_path), _worker(tmp_path)
     user_id = uuid.uuid4()
     version, _ = first.get(user_id)
-    first.put(user_id, version, b"[shared]")
-    assert second.get(user_id) == (version, b"[shared]")
-    assert second.memo_bytes == len(b"[shared]")
+    first.put(user_id, version, b"[first]")
+    assert second.get(user_id) == (version, None)  # the same stamp; the body is the first worker's
+    assert (first.memo_bytes, second.memo_bytes) == (len(b"[first]"), 0)
 
 
-def test_a_shared_body_past_its_lifetime_is_not_remembered(tmp_path: Path) -> None:
-    backend = FileSystemCache(str(tmp_path))
-    worker = VersionedListingCache(cast(Any, backend), 300, 1024, memo_max_bytes=1024)
+def test_a_body_kept_under_a_version_retired_meanwhile_is_never_served(tmp_path: Path) -> None:
+    reader, writer = _worker(tmp_path), _worker(tmp_path)
     user_id = uuid.uuid4()
-    version, _ = worker.get(user_id)
-    # Stored 301 s ago by another worker (the backend's own expiry is a separate, later check).
-    backend.set(f"l:{user_id}:{version}", (time.time() - 301, b"[aged]"), timeout=300)
-    assert worker.get(user_id) == (version, b"[aged]")
-    assert worker.memo_bytes == 0
+    version, _ = reader.get(user_id)  # read before the query...
+    writer.invalidate(user_id)  # ...a write commits meanwhile...
+    reader.put(user_id, version, b"[before the write]")  # ...and the query's result is kept under the old stamp
+    new_version, body = reader.get(user_id)
+    assert (new_version != version, body) == (True, None)
+
+
+def test_a_body_larger_than_an_entry_is_not_kept(tmp_path: Path) -> None:
+    listing = _worker(tmp_path, memo_bytes=4096)
+    user_id = uuid.uuid4()
+    version, _ = listing.get(user_id)
+    listing.put(user_id, version, b"x" * 1025)
+    assert listing.get(user_id) == (version, None)
 
 
 def test_an_expired_version_is_replaced_once_and_then_kept(tmp_path: Path) -> None:
-    # FileSystemCache.add refuses while an expired entry's file is still there: the version must
-    # still be stored once, or every read would make up a new one (new tags, orphan bodies).
-    backend = FileSystemCache(str(tmp_path))
-    listing = VersionedListingCache(cast(Any, backend), 300, 1024)
+    backend = HostCache(HostFile(str(tmp_path)))
+    listing = VersionedListingCache(backend, 300, 1024, max_bytes=1024)
     user_id = uuid.uuid4()
-    backend.set(f"v:{user_id}", "expired", timeout=-10)
-    assert backend.get(f"v:{user_id}") is None and not backend.add(f"v:{user_id}", "x")
+    backend.set(f"v:{user_id}", "expired", timeout=-10)  # expired ten seconds ago; its row is still there
+    assert backend.get(f"v:{user_id}") is None
     first = listing.version(user_id)
     assert first not in ("", "expired")
     assert [listing.version(user_id) for _ in range(3)] == [first] * 3
     listing.put(user_id, first, b"[kept]")
     assert listing.get(user_id) == (first, b"[kept]")
+
+
+def test_an_unusable_store_is_bypassed_not_an_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    listing = VersionedListingCache(HostCache(HostFile(str(blocker / "cache"))), 300, 1024, max_bytes=1024)
+    user_id = uuid.uuid4()
+    assert listing.get(user_id) == ("", None)
 
 
 def test_memo_evicts_least_recently_used_beyond_its_byte_bound() -> None:

@@ -199,7 +199,8 @@ def test_a_later_page_seeks_to_its_anchor_on_mariadb(
     finally:
         event.remove(engine, "before_cursor_execute", capture)
     assert len(response.get_json()) == 10
-    [(statement, parameters)] = sent
+    # The page's one statement (the token check may add a read of users when its trust ran out).
+    [(statement, parameters)] = [(sql, values) for sql, values in sent if "FROM posts" in sql]
     with engine.connect() as connection:
         plan = connection.exec_driver_sql("ANALYZE " + statement, parameters).mappings().all()
     [outer] = [row for row in plan if row["id"] == 1 and row["table"] == "posts"]

@@ -1,4 +1,4 @@
-"""The whole listing: buffered and cached while it fits the cache's entry size, streamed past it.
+"""The whole listing: buffered and cached while it fits the cache's entry size, streamed past it when long.
 
 The entry size is 4 KiB here, so a few posts make a streamed listing; tests/e2e/test_big_listings.py
 streams hundreds of MiB through gunicorn and measures the worker's memory.
@@ -17,7 +17,7 @@ from sqlalchemy import Engine, delete, event, select
 
 from config import Settings, load_settings
 from models.tables import PostRow
-from services.posts import STREAM_BATCH_BYTES, ListingInterruptedError
+from services.posts import HEAD_POSTS, SMALL_POST, STREAM_BATCH_BYTES, ListingInterruptedError
 from tests.support.api import ADD, LIST, TEST_SECRET, SignUp, bearer, id_and_token
 from tests.support.posts import expected_listing, insert_posts, kill_connections
 
@@ -68,12 +68,28 @@ def test_a_listing_that_fits_is_one_select_then_served_from_the_cache(
     assert statements == []
 
 
-@pytest.mark.parametrize("count", [9, 200])  # just past the entry size; fifty times it
-def test_a_listing_past_the_entry_size_is_streamed_whole_and_never_cached(
-    client: FlaskClient, sign_up: SignUp, engine: Engine, statements: list[str], count: int
+def test_a_short_listing_past_the_entry_size_is_answered_whole_and_never_cached(
+    client: FlaskClient, sign_up: SignUp, engine: Engine, statements: list[str]
+) -> None:
+    # Nine short posts: read at once (at most HEAD_POSTS of at most SMALL_POST), just past the entry size.
+    user_id, token = id_and_token(sign_up)
+    insert_posts(engine, user_id, _texts(9, 500))
+    expected = expected_listing(engine, user_id)
+    assert len(expected) > ENTRY_BYTES
+    for _ in range(2):
+        statements.clear()
+        response = client.get(LIST, headers=bearer(token))
+        assert response.headers["Content-Length"] == str(len(expected))
+        assert response.data == expected
+        assert statements == ["SELECT"]  # read again each time: not cached
+
+
+@pytest.mark.parametrize(("count", "size"), [(HEAD_POSTS + 1, 500), (3, SMALL_POST + 1)])
+def test_a_long_listing_past_the_entry_size_is_streamed_whole_and_never_cached(
+    client: FlaskClient, sign_up: SignUp, engine: Engine, statements: list[str], count: int, size: int
 ) -> None:
     user_id, token = id_and_token(sign_up)
-    insert_posts(engine, user_id, _texts(count, 500))
+    insert_posts(engine, user_id, _texts(count, size))
     expected = expected_listing(engine, user_id)
     assert len(expected) > ENTRY_BYTES
     seen = []
@@ -83,16 +99,16 @@ def test_a_listing_past_the_entry_size_is_streamed_whole_and_never_cached(
         assert response.status_code == 200
         assert "Content-Length" not in response.headers  # streamed
         assert response.data == expected
-        # The start, then keyset batches of about STREAM_BATCH_BYTES (MariaDB: the start's unread
-        # rest is stopped with KILL QUERY).
+        # The short read (which finds the listing long), the start, then keyset batches of about
+        # STREAM_BATCH_BYTES (MariaDB: the start's unread rest is stopped with KILL QUERY).
         assert statements[0] == "SELECT" and set(statements) <= {"SELECT", "KILL"}
-        assert statements.count("SELECT") == 1 + math.ceil((len(expected) - ENTRY_BYTES) / STREAM_BATCH_BYTES)
+        assert statements.count("SELECT") == 2 + math.ceil((len(expected) - ENTRY_BYTES) / STREAM_BATCH_BYTES)
         seen.append(statements[:])
     assert seen[0] == seen[1]  # not cached: the second reads it all again
 
 
 @pytest.mark.parametrize(("extra", "cached"), [(0, True), (1, False)])
-def test_a_listing_of_exactly_the_entry_size_is_cached_and_one_byte_more_is_streamed(
+def test_a_listing_of_exactly_the_entry_size_is_cached_and_one_byte_more_is_not(
     client: FlaskClient, sign_up: SignUp, engine: Engine, statements: list[str], extra: int, cached: bool
 ) -> None:
     user_id, token = id_and_token(sign_up)
@@ -104,10 +120,10 @@ def test_a_listing_of_exactly_the_entry_size_is_cached_and_one_byte_more_is_stre
     expected = expected_listing(engine, user_id)
     assert len(expected) == ENTRY_BYTES + extra
     response = client.get(LIST, headers=bearer(token))
-    assert (response.data, "Content-Length" in response.headers) == (expected, cached)
+    assert (response.data, response.headers["Content-Length"]) == (expected, str(len(expected)))  # one short post
     statements.clear()
     assert client.get(LIST, headers=bearer(token)).data == expected
-    assert statements == ([] if cached else ["SELECT"])  # streamed: the start shows it is all
+    assert statements == ([] if cached else ["SELECT"])
 
 
 def test_a_stream_holds_no_connection_while_it_is_sent(
@@ -147,9 +163,11 @@ def test_an_abandoned_stream_and_a_head_request_read_only_the_start(
     head.close()
     assert head.status_code == 200 and head.data == b""
     assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
-    # MariaDB: the rest of the start's unbuffered result is not read for nothing; the server is
-    # told to stop sending it, and the connection goes back to the pool, clean. No batch was read.
-    assert statements == (["SELECT", "KILL"] * 2 if backend == "mariadb" else ["SELECT"] * 2)
+    # Each: the short read (which finds the listing long), then the start. MariaDB: the rest of the
+    # start's unbuffered result is not read for nothing; the server is told to stop sending it, and
+    # the connection goes back to the pool, clean. No batch was read.
+    start = ["SELECT", "KILL"] if backend == "mariadb" else ["SELECT"]
+    assert statements == (["SELECT", *start] * 2)
     assert invalidations == []
     assert client.get(LIST, headers=bearer(token)).data == expected_listing(engine, user_id)
 

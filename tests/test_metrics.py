@@ -146,7 +146,7 @@ def test_listing_lookups_count_misses_and_hits(make_app: MakeApp) -> None:
 def test_an_unreachable_cache_is_bypassed_and_counted() -> None:
     # A real Redis client on a port nothing listens on: every call fails at once.
     backend = RedisCache(host="127.0.0.1", port=free_port(), default_timeout=300)
-    listing = VersionedListingCache(cast(Any, backend), 300, 1024, retry_seconds=60)
+    listing = VersionedListingCache(cast(Any, backend), 300, 1024, max_bytes=4096, retry_seconds=60)
     before = sample("posts_api_listing_cache_requests_total", result="bypass")
     assert listing.get(uuid.uuid4()) == ("", None)  # the failed read
     assert listing.get(uuid.uuid4()) == ("", None)  # the breaker is open: skipped
@@ -154,7 +154,7 @@ def test_an_unreachable_cache_is_bypassed_and_counted() -> None:
 
 
 def test_a_lookup_is_a_miss_then_a_hit() -> None:
-    listing = VersionedListingCache(cast(Any, SimpleCache()), 300, 1024)
+    listing = VersionedListingCache(cast(Any, SimpleCache()), 300, 1024, max_bytes=4096)
     user_id = uuid.uuid4()
     before = {result: sample("posts_api_listing_cache_requests_total", result=result) for result in ("hit", "miss")}
     version, body = listing.get(user_id)
