@@ -329,18 +329,33 @@ def _cache_config(settings: Settings) -> dict[str, object]:
 
 
 def _rate_limit_config(settings: Settings) -> dict[str, object]:
-    """Flask-Limiter: on or off, where counters live (Redis when configured), the limits."""
+    """Flask-Limiter: on or off, the limits, and where counters live (cache/limits.py).
+
+    Every process of a deployment counts in one place: the host store shared by the host's
+    workers, or Redis shared by every host (the host store counting while Redis fails). Only the
+    single-process `simple` cache keeps them in the process.
+    """
     config: dict[str, object] = {
         "RATELIMIT_ENABLED": settings.rate_limits_enabled,
-        "RATELIMIT_STORAGE_URI": settings.redis_url.get_secret_value() if settings.redis_url else "memory://",
         SIGN_IN_FAILURES_KEY: settings.rate_limit_sign_in_failures,
         DEVICE_SIGN_IN_FAILURES_KEY: settings.rate_limit_device_sign_in_failures,
         AUTH_PER_ADDRESS_KEY: settings.rate_limit_auth_per_address,
     }
-    if settings.redis_url:
-        # A Redis that hangs must not hold sign-ins for long; the limiter then falls back to memory.
-        timeout = settings.redis_timeout_seconds
-        config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    host = {"directory": settings.cache_dir, "max_bytes": settings.cache_store_max_bytes}
+    if settings.redis_url is not None:
+        config["RATELIMIT_STORAGE_URI"] = "posts-redis://"
+        # A Redis that hangs must not hold sign-ins for long: its timeout, then the host counts.
+        config["RATELIMIT_STORAGE_OPTIONS"] = {
+            **host,
+            "redis_url": settings.redis_url.get_secret_value(),
+            "timeout": settings.redis_timeout_seconds,
+            "retry_seconds": settings.cache_retry_seconds,
+        }
+    elif settings.cache_backend == "simple":
+        config["RATELIMIT_STORAGE_URI"] = "memory://"
+    else:
+        config["RATELIMIT_STORAGE_URI"] = "posts-host://"
+        config["RATELIMIT_STORAGE_OPTIONS"] = host
     return config
 
 

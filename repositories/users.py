@@ -54,6 +54,17 @@ class UserRepository:
             self._session.rollback()
             raise DuplicateEmailError(user.email_address) from exc
 
+    def take_turn(self, *, email_address: str | None = None, user_id: uuid.UUID | None = None) -> None:
+        """Lock the account (by email or id) until this session's transaction ends; nothing if there is none.
+
+        By a write that changes nothing: MySQL/MariaDB hold the row lock until the commit or
+        rollback, and SQLite (whose driver opens a transaction only at a write) takes its write
+        lock. Another session taking a turn on the same account waits meanwhile (at most the
+        lock wait, DB_LOCK_WAIT_SECONDS, then "busy").
+        """
+        match = UserRow.email_address == email_address if user_id is None else UserRow.id == user_id
+        self._session.execute(update(UserRow).where(match).values(session_generation=UserRow.session_generation))
+
     def credentials_by_email(self, email_address: str) -> tuple[User, str, int] | None:
         """The account, its password hash and its session generation, for sign-in, in one SELECT."""
         row = self._session.execute(

@@ -117,6 +117,22 @@ class AccountService:
         self._sessions.learn(user.id, generation, read_at)
         return SignedIn(user, generation, password_version(password_hash))
 
+    def take_turn(self, *, email_address: str | None = None, user_id: uuid.UUID | None = None) -> None:
+        """Make password attempts on this account take turns until the caller's transaction ends.
+
+        What the caller does meanwhile (check a rate limit, check the password, count a failure)
+        is then atomic with respect to every other attempt on the account, on any worker or
+        host. An address that is not valid, or names no account, takes no turn.
+        """
+        if user_id is None:
+            if email_address is None:
+                return
+            try:
+                email_address = normalize_email(email_address)
+            except InvalidEmailError:
+                return
+        self._users.take_turn(email_address=email_address, user_id=user_id)
+
     def password_version(self, user_id: uuid.UUID) -> str | None:
         """The account's current password version; None when there is no such account."""
         found = self._users.credentials_by_id(user_id)

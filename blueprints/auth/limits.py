@@ -5,19 +5,29 @@ client presenting a valid device cookie for the account it tries (blueprints/aut
 such a client is exempt from the account's limit, so a stranger's failures cannot lock the
 owner's device out, and the device's own failures lock only that device.
 
-Counters live in Redis when REDIS_URL is set, so every worker and host shares them; without it,
-in the memory of each process, so each gunicorn worker counts on its own. If Redis fails, the
-limiter falls back to per-process memory counters rather than failing sign-in.
+Counters live where every worker of the deployment shares them (cache/limits.py): the host
+store, or Redis with the host store counting while Redis fails. The failure limits are tested
+before the password check and counted after it; `one_attempt_at_a_time` makes the attempts on
+one account take turns, so that test and count are atomic even for concurrent guesses.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
+from typing import ParamSpec, TypeVar
+
 from flask import Response, current_app, request
 
-from blueprints.auth.attempts import attempted_account
+from blueprints.auth.attempts import SIGNED_IN_ATTEMPTS, attempted_account, attempted_email
 from blueprints.auth.devices import trusted_device
+from blueprints.auth.tokens import current_user_id
 from config import AUTH_PER_ADDRESS_KEY, DEVICE_SIGN_IN_FAILURES_KEY, SIGN_IN_FAILURES_KEY
+from dependencies import account_service
 from extensions import limiter
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 # Only these blueprints have limits; the limiter's per-request work is skipped elsewhere.
 LIMITED_BLUEPRINTS = frozenset({"auth"})
@@ -79,3 +89,23 @@ limit_device_sign_in_failures = limiter.shared_limit(
 )
 """Decorator: a trusted device's failed password checks count per device cookie, shared like the account
 limit; exhausted, that device is refused."""
+
+
+def one_attempt_at_a_time(view: Callable[P, R]) -> Callable[P, R]:
+    """Decorator, above the limits: a password attempt waits for the account's other attempts to finish.
+
+    The failure limits are tested when the view starts and counted after its response; two
+    concurrent guesses could otherwise both pass the test before either is counted. The turn
+    is the account's row lock, held by the request's transaction until its teardown, after
+    the count (an unknown account has no row: there is no password to guess).
+    """
+
+    @wraps(view)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        if request.endpoint in SIGNED_IN_ATTEMPTS:
+            account_service().take_turn(user_id=current_user_id())
+        else:
+            account_service().take_turn(email_address=attempted_email())
+        return view(*args, **kwargs)
+
+    return wrapper

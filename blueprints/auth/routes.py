@@ -12,7 +12,12 @@ from marshmallow import ValidationError
 import request_state
 from blueprints.auth.attempts import FORM_TYPES
 from blueprints.auth.devices import COOKIE_NAME, remember_device
-from blueprints.auth.limits import limit_auth_per_address, limit_device_sign_in_failures, limit_sign_in_failures
+from blueprints.auth.limits import (
+    limit_auth_per_address,
+    limit_device_sign_in_failures,
+    limit_sign_in_failures,
+    one_attempt_at_a_time,
+)
 from blueprints.auth.schemas import (
     EXAMPLE_EMAIL,
     EXAMPLE_NEW_PASSWORD,
@@ -135,6 +140,7 @@ def sign_up(payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
 )
 @blp.response(200, UserWithTokensSchema, headers=SET_DEVICE_COOKIE)
 @errors(blp, 401, 413, 422, 429, 503)
+@one_attempt_at_a_time
 @limit_auth_per_address
 @limit_sign_in_failures
 @limit_device_sign_in_failures
@@ -200,6 +206,7 @@ def sign_out() -> tuple[dict[str, str], dict[str, str]]:
 
 @blp.route("/change_password", methods=["POST"])
 @jwt_required()
+@one_attempt_at_a_time
 @limit_sign_in_failures
 @limit_device_sign_in_failures
 @blp.arguments(ChangePasswordSchema, example=CHANGE_PASSWORD_EXAMPLE)
@@ -223,6 +230,7 @@ def change_password(payload: dict[str, Any]) -> tuple[dict[str, Any], dict[str, 
 
 @blp.route("/account", methods=["DELETE"])
 @jwt_required()
+@one_attempt_at_a_time
 @limit_sign_in_failures
 @limit_device_sign_in_failures
 @blp.arguments(DeleteAccountSchema)
