@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import request_state
 from cache.health import RedisProbe
+from cache.host import HostCache
 from cache.listing import VersionedListingCache
 from cache.sessions import SessionGenerations
 from config import Settings
@@ -128,11 +129,13 @@ def close_db(_error: BaseException | None = None) -> None:
 
 
 def _listing_cache(backend: BaseCache, settings: Settings) -> VersionedListingCache:
+    """The listing cache on the app's cache backend; in the host store, bodies get a table of their own."""
     return VersionedListingCache(
         backend,
         settings.cache_timeout_seconds,
         settings.cache_max_entry_bytes,
         max_bytes=settings.cache_max_bytes,
+        bodies=backend.sibling("bodies") if isinstance(backend, HostCache) else None,
         retry_seconds=settings.cache_retry_seconds,
     )
 

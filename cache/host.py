@@ -1,11 +1,13 @@
 """The host store: what one deployment's processes on one host share without Redis, in one SQLite file.
 
-It holds the listing version stamps and the copies of session generations (`HostCache`, the
-default Flask-Caching backend) and the rate limits' windows (cache/limits.py). The file lives
-in CACHE_DIR (memory-backed /dev/shm by default) and is bounded in bytes: SQLite's
-`max_page_count` refuses to grow it past CACHE_STORE_MAX_BYTES, and a write that meets the bound
-first evicts a batch of the least recently stored cache entries, so a full store costs a few
-misses, never an error. Rate-limit windows are never evicted; they expire with their window.
+It holds the listing version stamps and the copies of session generations (`HostCache` on the
+`entries` table, the default Flask-Caching backend), listing bodies (`HostCache` on `bodies`),
+and the rate limits' windows (cache/limits.py). The file lives in CACHE_DIR (memory-backed
+/dev/shm by default) and is bounded in bytes: SQLite's `max_page_count` refuses to grow it past
+CACHE_STORE_MAX_BYTES, and a write that meets the bound first evicts a batch of the least
+recently stored bodies (small entries only once no body is left), so a full store costs a few
+misses, never an error, and the many small entries outlive the few big ones. Rate-limit windows
+are never evicted; they expire with their window.
 
 Why not a library: cachelib's FileSystemCache scans its whole directory on every write once
 past its threshold, and diskcache (SQLite too) opens one connection per thread, which under the
@@ -41,7 +43,10 @@ EVICTION_BATCH = 256
 BUSY_TIMEOUT_SECONDS = 0.5
 # The write-ahead log is checkpointed every 1000 pages (SQLite's default) and cut back to this.
 WAL_SIZE_LIMIT = 4 * 1024 * 1024
+# The cache tables, in the order eviction empties them.
+CACHE_TABLES = ("bodies", "entries")
 _SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS bodies (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires_at REAL NOT NULL)",
     "CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires_at REAL NOT NULL)",
     "CREATE TABLE IF NOT EXISTS windows (key TEXT PRIMARY KEY, hits BLOB NOT NULL, expires_at REAL NOT NULL)",
     "CREATE INDEX IF NOT EXISTS windows_by_expiry ON windows (expires_at)",
@@ -86,10 +91,14 @@ class HostFile:
             connection.execute("COMMIT")
 
     def evict(self, connection: sqlite3.Connection) -> None:
-        """Drop the least recently stored cache entries (a batch), making room for a write."""
-        connection.execute(
-            "DELETE FROM entries WHERE rowid IN (SELECT rowid FROM entries ORDER BY rowid LIMIT ?)", (EVICTION_BATCH,)
-        )
+        """Drop a batch of the least recently stored bodies (entries once no body is left), making room."""
+        for table in CACHE_TABLES:
+            deleted = connection.execute(
+                f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} ORDER BY rowid LIMIT ?)",  # noqa: S608 - our own table names
+                (EVICTION_BATCH,),
+            ).rowcount
+            if deleted:
+                return
 
     def _connect(self) -> sqlite3.Connection:
         if self._connection is not None and self._pid == os.getpid():
@@ -137,22 +146,30 @@ def is_full(error: sqlite3.Error) -> bool:
 
 
 class HostCache(BaseCache):
-    """A cachelib cache in the host file (Flask-Caching builds it: CACHE_TYPE `cache.host.flask_caching_backend`).
+    """A cachelib cache in one table of the host file (`entries`: Flask-Caching's backend; `bodies`).
 
     Values are pickled, like every cachelib backend's; the directory is private to the service's
     user (config.py checks the default one). Store failures raise sqlite3.Error: the callers
     treat them as a cache outage. An expired entry reads as absent until it is replaced or evicted.
     """
 
-    def __init__(self, file: HostFile, default_timeout: int = 300) -> None:
+    def __init__(self, file: HostFile, default_timeout: int = 300, *, table: str = "entries") -> None:
         super().__init__(default_timeout)
+        if table not in CACHE_TABLES:
+            raise ValueError(f"no cache table {table!r}")
         self.file = file
+        self.table = table
+
+    def sibling(self, table: str) -> HostCache:
+        """The cache on another table of the same file (same connection, same bound)."""
+        return HostCache(self.file, self.default_timeout, table=table)
 
     def get(self, key: str) -> Any:
         """The value stored under `key`, or None when absent or expired."""
         row = self.file.run(
             lambda db: db.execute(
-                "SELECT value FROM entries WHERE key = ? AND expires_at > ?", (key, time.time())
+                f"SELECT value FROM {self.table} WHERE key = ? AND expires_at > ?",  # noqa: S608 - our own table
+                (key, time.time()),
             ).fetchone()
         )
         return None if row is None else pickle.loads(row[0])  # noqa: S301 - written by this service only
@@ -160,7 +177,7 @@ class HostCache(BaseCache):
     def set(self, key: str, value: Any, timeout: int | timedelta | None = None) -> bool:
         """Store `value` under `key` (replacing it), making room first if the store is full."""
         self._write(
-            "INSERT OR REPLACE INTO entries (key, value, expires_at) VALUES (?, ?, ?)",
+            f"INSERT OR REPLACE INTO {self.table} (key, value, expires_at) VALUES (?, ?, ?)",  # noqa: S608
             (key, pickle.dumps(value), self._expiry(timeout)),
         )
         return True
@@ -168,15 +185,17 @@ class HostCache(BaseCache):
     def add(self, key: str, value: Any, timeout: int | timedelta | None = None) -> bool:
         """Store `value` only if `key` holds nothing live; True when it was stored."""
         changed = self._write(
-            "INSERT INTO entries (key, value, expires_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE"
-            " SET value = excluded.value, expires_at = excluded.expires_at WHERE entries.expires_at <= ?",
+            f"INSERT INTO {self.table} (key, value, expires_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE"  # noqa: S608
+            f" SET value = excluded.value, expires_at = excluded.expires_at WHERE {self.table}.expires_at <= ?",
             (key, pickle.dumps(value), self._expiry(timeout), time.time()),
         )
         return changed == 1
 
     def delete(self, key: str) -> bool:
         """Remove `key`; True when it held something."""
-        deleted: int = self.file.run(lambda db: db.execute("DELETE FROM entries WHERE key = ?", (key,)).rowcount)
+        deleted: int = self.file.run(
+            lambda db: db.execute(f"DELETE FROM {self.table} WHERE key = ?", (key,)).rowcount  # noqa: S608
+        )
         return deleted > 0
 
     def has(self, key: str) -> bool:
@@ -184,8 +203,8 @@ class HostCache(BaseCache):
         return self.get(key) is not None
 
     def clear(self) -> bool:
-        """Remove every cache entry (the rate limits' windows stay)."""
-        self.file.run(lambda db: db.execute("DELETE FROM entries"))
+        """Remove every entry of this table (the other tables stay)."""
+        self.file.run(lambda db: db.execute(f"DELETE FROM {self.table}"))  # noqa: S608
         return True
 
     def _expiry(self, timeout: int | timedelta | None) -> float:

@@ -1,8 +1,9 @@
-"""The per-user listing cache: version stamps in the shared store, bodies in each process.
+"""The per-user listing cache: a version stamp and the body in the shared store, bodies remembered in each process.
 
 Per user the shared store (the host store, Redis, or in-process `simple`) holds the listing's
-version stamp (`v:<user>`); each process keeps the bodies it read under (user, version) in a
-memory-bounded LRU (cache/memo.py).
+version stamp (`v:<user>`) and its latest body with the version it was read under
+(`l:<user>`); each process also keeps the bodies it served under (user, version) in a
+memory-bounded LRU (cache/memo.py), so a hit usually reads the stamp alone.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ class VersionedListingCache:
     If a write lands in between, that version is already retired, so the possibly stale
     body is never served: read-your-writes holds across workers and hosts without locks.
     A body under a version never changes, so each process may keep its own copy: a hit is one
-    read of the shared stamp, and a miss stores nothing shared (only a first listing creates
-    the user's stamp).
+    read of the shared stamp; a process that has no copy reads the stamp and the shared body
+    together (one round trip); a miss adds one write of the body, which any worker or host
+    can then serve, the database being down included.
 
     Outages: every store error opens a circuit breaker, and while it is open reads skip the
     cache (they go to the database) without paying a timeout; invalidations are still tried
@@ -49,9 +51,12 @@ class VersionedListingCache:
         max_entry_bytes: int,
         *,
         max_bytes: int,
+        bodies: BaseCache | None = None,
         retry_seconds: float = 2.0,
     ) -> None:
+        """`backend` holds the stamps; `bodies` the shared bodies (default: `backend` too)."""
         self._backend = backend
+        self._bodies = backend if bodies is None else bodies
         self._timeout = timeout
         self._max_entry_bytes = max_entry_bytes
         self._memo = BodyMemo(max_bytes)
@@ -79,21 +84,21 @@ class VersionedListingCache:
         """
         if not self._usable() or self.is_pending(user_id):
             return ""
-        version_key = f"v:{user_id}"
         try:
-            version = self._backend.get(version_key)
-            if version is None:
-                version = secrets.token_hex(8)
-                # `add`, so concurrent first readers agree on one version.
-                if not self._backend.add(version_key, version, timeout=2 * self._timeout):
-                    version = self._backend.get(version_key)
-                    if version is None:
-                        raise OSError(f"listing cache could not store a version for user {user_id}")
+            version = self._stamp(user_id, self._backend.get(f"v:{user_id}"))
         except Exception:  # a cache outage must degrade to the database, not fail the request
             self._failed("read")
             return ""
         self._breaker.succeeded()
-        return str(version)
+        return version
+
+    def get(self, user_id: uuid.UUID) -> tuple[str, bytes | None]:
+        """The current version of the user's listing and its body if cached; ("", None) to bypass.
+
+        Each call is one listing lookup for the metrics: a hit, a miss, or a bypass.
+        """
+        version = self.version(user_id)
+        return version, self.body(user_id, version)
 
     def body(self, user_id: uuid.UUID, version: str) -> bytes | None:
         """The listing body kept under this version, if any (None too when bypassed).
@@ -104,26 +109,68 @@ class VersionedListingCache:
             CACHE_BYPASS.inc()
             return None
         body = self._memo.get(user_id, version)
+        if body is None:
+            try:
+                body = self._shared_body(user_id, version)
+            except Exception:
+                self._failed("read")
+                CACHE_BYPASS.inc()
+                return None
         (CACHE_MISS if body is None else CACHE_HIT).inc()
         return body
 
-    def get(self, user_id: uuid.UUID) -> tuple[str, bytes | None]:
-        """The current version of the user's listing and its body if cached; ("", None) to bypass."""
-        version = self.version(user_id)
-        return version, self.body(user_id, version)
+    def _stamp(self, user_id: uuid.UUID, version: object) -> str:
+        """The version read, or a new one stored now when the user has none (concurrent readers agree)."""
+        if version is not None:
+            return str(version)
+        version_key = f"v:{user_id}"
+        fresh = secrets.token_hex(8)
+        if self._backend.add(version_key, fresh, timeout=2 * self._timeout):
+            return fresh
+        stored = self._backend.get(version_key)
+        if stored is None:
+            raise OSError(f"listing cache could not store a version for user {user_id}")
+        return str(stored)
+
+    def _shared_body(self, user_id: uuid.UUID, version: str) -> bytes | None:
+        """The body another process stored under this version, remembered here for the rest of its lifetime."""
+        entry = self._bodies.get(f"l:{user_id}")
+        if not isinstance(entry, tuple) or len(entry) != 3 or entry[0] != version:
+            return None
+        _, stored_at, body = entry
+        # Never beyond the shared entry's own expiry: a body is served for at most `timeout`.
+        self._memo.put(user_id, version, body, self._timeout - (time.time() - stored_at))
+        return body  # type: ignore[no-any-return]
 
     def forget(self, user_id: uuid.UUID) -> None:
-        """Drop a deleted user's listing (its version is retired, so no process serves its body again)."""
+        """Drop a deleted user's listing: its version is retired and its shared body deleted.
+
+        Copies in processes' memos are never served again (their version is gone) and age out.
+        """
         self.invalidate(user_id)
+        try:
+            self._bodies.delete(f"l:{user_id}")
+        except Exception:  # never served again either way; it expires within the cache's timeout
+            self._failed("write")
 
     def put(self, user_id: uuid.UUID, version: str, body: bytes) -> None:
         """Keep the body under the version read before the query, unless it is too big or the cache is bypassed.
 
         A body kept under a version retired meanwhile is never served (no reader gets that
-        version again); it only ages out of the memo.
+        version again); it is overwritten by the next miss or ages out.
         """
-        if version and len(body) <= self._max_entry_bytes:
-            self._memo.put(user_id, version, body, self._timeout)
+        if not version or len(body) > self._max_entry_bytes:
+            return
+        self._memo.put(user_id, version, body, self._timeout)
+        if not self._breaker.allows():
+            return
+        try:
+            # Stored with its time, so a copy in another process's memo never outlives the entry.
+            self._bodies.set(f"l:{user_id}", (version, time.time(), body), timeout=self._timeout)
+        except Exception:
+            self._failed("write")
+            return
+        self._breaker.succeeded()
 
     def invalidate(self, user_id: uuid.UUID) -> None:
         """Retire the user's version; if the backend is unreachable, keep retrying until it is."""

@@ -54,6 +54,18 @@ def test_the_file_never_outgrows_its_bound_it_evicts_the_oldest(tmp_path: Path) 
     assert 1_000 < kept < 5_000
 
 
+def test_a_full_store_evicts_bodies_before_small_entries(tmp_path: Path) -> None:
+    entries = _cache(tmp_path, max_bytes=1 * MiB)
+    bodies = entries.sibling("bodies")
+    for number in range(1_000):
+        entries.set(f"small-{number}", number)
+    for number in range(2_000):  # about 4 MiB of bodies
+        bodies.set(f"body-{number}", b"b" * 2048)
+    assert all(entries.get(f"small-{number}") == number for number in range(1_000))
+    assert bodies.get("body-1999") == b"b" * 2048 and bodies.get("body-0") is None
+    assert (tmp_path / FILE_NAME).stat().st_size <= 1 * MiB
+
+
 def test_a_store_that_cannot_be_opened_raises_for_callers_to_fall_back(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")

@@ -29,7 +29,8 @@ class RefusingHostCache(HostCache):
 
 def _worker(path: Path, memo_bytes: int = 1024) -> VersionedListingCache:
     """One worker's listing cache over a host store shared with the others (its own memo, its own connection)."""
-    return VersionedListingCache(HostCache(HostFile(str(path))), 300, 1024, max_bytes=memo_bytes)
+    stamps = HostCache(HostFile(str(path)))
+    return VersionedListingCache(stamps, 300, 1024, max_bytes=memo_bytes, bodies=stamps.sibling("bodies"))
 
 
 def test_a_failed_version_write_deletes_the_version(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -74,13 +75,34 @@ def test_a_kept_body_is_never_served_after_another_workers_write(tmp_path: Path)
     assert (new_version != version, body) == (True, None)
 
 
-def test_workers_agree_on_the_version_and_keep_their_own_bodies(tmp_path: Path) -> None:
+def test_a_body_one_worker_read_is_served_and_remembered_by_another(tmp_path: Path) -> None:
     first, second = _worker(tmp_path), _worker(tmp_path)
     user_id = uuid.uuid4()
     version, _ = first.get(user_id)
     first.put(user_id, version, b"[first]")
-    assert second.get(user_id) == (version, None)  # the same stamp; the body is the first worker's
-    assert (first.memo_bytes, second.memo_bytes) == (len(b"[first]"), 0)
+    assert second.memo_bytes == 0
+    assert second.get(user_id) == (version, b"[first]")  # the same stamp, the shared body
+    assert second.memo_bytes == len(b"[first]")  # remembered: the next hit reads the stamp alone
+
+
+def test_a_shared_body_past_its_lifetime_is_not_remembered(tmp_path: Path) -> None:
+    worker = _worker(tmp_path)
+    user_id = uuid.uuid4()
+    version, _ = worker.get(user_id)
+    # Stored 301 s ago by another worker (the store's own expiry is a separate, later check).
+    HostCache(HostFile(str(tmp_path)), table="bodies").set(f"l:{user_id}", (version, time.time() - 301, b"[aged]"))
+    assert worker.get(user_id) == (version, b"[aged]")
+    assert worker.memo_bytes == 0
+
+
+def test_a_shared_body_under_another_version_is_a_miss(tmp_path: Path) -> None:
+    reader, writer = _worker(tmp_path), _worker(tmp_path)
+    user_id = uuid.uuid4()
+    version, _ = writer.get(user_id)
+    writer.put(user_id, version, b"[before]")
+    writer.invalidate(user_id)
+    new_version, body = reader.get(user_id)
+    assert (new_version != version, body) == (True, None)
 
 
 def test_a_body_kept_under_a_version_retired_meanwhile_is_never_served(tmp_path: Path) -> None:
@@ -145,3 +167,15 @@ def test_memo_entries_expire(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(time, "monotonic", lambda: real_monotonic() + 60)
     assert (memo.get(user_id, "v"), memo.get(user_id, "w"), memo.get(user_id, "x")) == (None, b"late", None)
     assert memo.size_bytes == 4
+
+
+def test_forgetting_a_user_deletes_the_shared_body(tmp_path: Path) -> None:
+    listing = _worker(tmp_path)
+    user_id = uuid.uuid4()
+    version, _ = listing.get(user_id)
+    listing.put(user_id, version, b'[{"text": "private"}]')
+    bodies = HostCache(HostFile(str(tmp_path)), table="bodies")
+    assert bodies.get(f"l:{user_id}") is not None
+    listing.forget(user_id)
+    assert bodies.get(f"l:{user_id}") is None
+    assert listing.get(user_id)[1] is None

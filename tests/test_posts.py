@@ -254,6 +254,7 @@ def test_cached_listing_is_served_while_the_database_is_down(app: Flask, client:
         assert response.status_code == 503
         assert response.headers["Retry-After"]
         assert "error" in response.get_json()
+        assert _texts(client, token) == ["survives"]  # the failed write changed nothing: still served
     finally:
         bind(app, working)
 
