@@ -2,18 +2,21 @@
 
 The collector (tests.support.otlp) decodes what the exporter sends with opentelemetry-proto. A
 listing is one trace (server, cache lookup and database spans), continuing a `traceparent`; a
-sign-in has its hashing span; a reset mail's span is linked to the request that queued it; no
+sign-in has its hashing span; a reset mail's span is linked to the request that queued it; a
+`traceparent` sent through the shipped nginx continues its trace; no
 span carries a secret, an address or a post's text; a collector that is down or slow costs the
 requests nothing (the drops are counted); spans still queued leave on HUP and SIGTERM.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -48,6 +51,7 @@ from tests.support.api import (
 )
 from tests.support.gunicorn import LiveServer
 from tests.support.net import free_port
+from tests.support.nginx import NginxServer, nginx_path
 from tests.support.otlp import CLIENT_KIND, INTERNAL_KIND, SERVER_KIND, STATUS_ERROR, OtlpReceiver, ReceivedSpan
 from tests.support.redis import RedisServer
 from tests.support.smtp import SmtpServer
@@ -415,3 +419,26 @@ def test_spans_still_queued_leave_on_hup_and_on_sigterm(
 
     live.stop()
     assert server_span(collector.spans, "before-term") is not None
+
+
+def test_a_traceparent_through_nginx_continues_its_trace(
+    start_server: StartServer, database_url: str, backend: str, collector: OtlpReceiver, tmp_path: Path
+) -> None:
+    if backend != "sqlite":
+        pytest.skip("the database plays no part: once is enough")
+    if nginx_path() is None:
+        if os.environ.get("CI"):
+            pytest.fail("nginx is not installed; .ci/run must install nginx")
+        pytest.skip("nginx is not installed (apt-get install nginx)")
+    live = start_server(database_url, **traced(collector))
+    nginx = NginxServer(tmp_path / "nginx", [live.port])
+    nginx.start()
+    try:
+        traceparent = f"00-{PARENT_TRACE}-{PARENT_SPAN}-01"
+        headers = {"X-Request-ID": "through-nginx", "traceparent": traceparent}
+        assert requests.get(nginx.base + "/healthz", headers=headers, timeout=TIMEOUT).status_code == 200
+    finally:
+        nginx.stop()
+    spans = collector.wait_for(served("through-nginx"))
+    span = the_server_span(spans, "through-nginx")
+    assert (span.trace_id, span.parent_span_id) == (PARENT_TRACE, PARENT_SPAN)
