@@ -62,7 +62,7 @@ from config import Settings
 from observability.logs import include_trace_ids
 from observability.redaction import redact
 from observability.span_export import CountedBatchProcessor, ScrubbingExporter, ServiceSampler
-from observability.tracing import TRACE_IDS_ENVIRON
+from observability.tracing import NO_SPAN, TRACE_IDS_ENVIRON, SpanLike
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +115,14 @@ class Pipeline:
             hooks.insert(0, hook)
         self._apps.append(app)
 
-    def child(self, name: str) -> AbstractContextManager[Step]:
-        """A span under the current one (see observability.tracing.span)."""
+    def child(self, name: str) -> AbstractContextManager[SpanLike]:
+        """A span under the current one (see observability.tracing.span); none under a span not sampled.
+
+        Every standard sampler decides a child as its parent was decided (the parent's flag or
+        the same trace id), so skipping it saves the unsampled requests the sampler's work.
+        """
+        if not get_current_span().is_recording():
+            return NO_SPAN
         return self._span(name, None, ())
 
     def current(self) -> SpanContext | None:
