@@ -66,7 +66,7 @@ _pipeline: Pipeline | None = None
 
 
 def span(name: str) -> AbstractContextManager[SpanLike]:
-    """`with span("cache lookup") as step:`, a child of the current span; nothing while tracing is off."""
+    """`with span("cache lookup") as step:`, a child of the current span; nothing if off or outside a sampled span."""
     pipeline = _pipeline
     if pipeline is None:
         return NO_SPAN

@@ -116,10 +116,11 @@ class Pipeline:
         self._apps.append(app)
 
     def child(self, name: str) -> AbstractContextManager[SpanLike]:
-        """A span under the current one (see observability.tracing.span); none under a span not sampled.
+        """A span under the current one (see observability.tracing.span); none outside a sampled span.
 
         Every standard sampler decides a child as its parent was decided (the parent's flag or
-        the same trace id), so skipping it saves the unsampled requests the sampler's work.
+        the same trace id), so skipping it saves the unsampled requests the sampler's work; and
+        work outside any request (the CLI's hashing) has no trace to belong to.
         """
         if not get_current_span().is_recording():
             return NO_SPAN
