@@ -22,6 +22,7 @@ from config import INSTANCE_DIR, MAX_BODY_BYTES, Settings, flask_config, load_se
 from extensions import cache, jwt, limiter
 from observability.instrument import init_metrics
 from observability.logs import init_logging
+from observability.tracing import init_tracing
 from resources import init_resources, resources
 from serving.offload import offload
 
@@ -64,7 +65,7 @@ def register_extensions(app: Flask, settings: Settings) -> None:
 
 
 def register_middleware(app: Flask, settings: Settings) -> None:
-    """What every request passes through: the body limit, proxy headers, request ids, headers, audit, metrics."""
+    """What every request passes through: body limit, proxy headers, request ids, headers, audit, traces, metrics."""
     app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, MAX_BODY_BYTES)  # type: ignore[method-assign]
     if settings.trusted_proxy_hops:
         # Only then is X-Forwarded-For believed (its last N hops): the client address keys the
@@ -77,6 +78,8 @@ def register_middleware(app: Flask, settings: Settings) -> None:
     app.after_request(add_standard_headers)
     app.after_request(echo_request_id)
     init_audit_log(app)
+    # A server span per request and spans for the database, Redis and hashing, when an OTLP endpoint is set.
+    init_tracing(app, settings, resources(app).engine, request_id)
     # Outermost, so a request's latency counts everything the app does for it.
     init_metrics(app, settings, resources(app).engine)
 

@@ -17,6 +17,7 @@ from datetime import timedelta
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
 
 from limits import parse_many
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -46,6 +47,16 @@ class ConfigError(RuntimeError):
     """The configuration is unusable; the service refuses to start. The message never holds a secret."""
 
 
+TracesSampler = Literal[
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+]
+# The propagators opentelemetry-api ships (others need packages this service does not install).
+PROPAGATORS = ("tracecontext", "baggage", "none")
 SmtpSecurity = Literal["starttls", "tls", "none"]
 DEFAULT_PORTS: dict[str, int] = {"starttls": 587, "tls": 465, "none": 25}
 
@@ -132,6 +143,21 @@ class Settings(BaseSettings):
     mail_queue_size: int = Field(default=100, gt=0)
     mail_attempts: int = Field(default=3, gt=0, le=10)
     mail_retry_seconds: float = Field(default=1.0, ge=0)
+    # Traces (docs/operations.md, "Traces"): OpenTelemetry's standard variables, off unless an
+    # endpoint is set. The exporter reads the rest itself (headers, timeout, compression, certificates).
+    otel_sdk_disabled: bool = False
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_exporter_otlp_traces_endpoint: str | None = None
+    otel_exporter_otlp_protocol: Literal["http/protobuf"] | None = None
+    otel_exporter_otlp_traces_protocol: Literal["http/protobuf"] | None = None
+    otel_service_name: str | None = None
+    otel_resource_attributes: str | None = None
+    otel_traces_sampler: TracesSampler = "parentbased_always_on"
+    otel_traces_sampler_arg: float | None = Field(default=None, ge=0, le=1)
+    otel_propagators: str | None = None
+    otel_bsp_max_queue_size: int = Field(default=2048, gt=0)
+    otel_bsp_max_export_batch_size: int = Field(default=512, gt=0)
+    otel_bsp_schedule_delay: int = Field(default=5000, gt=0)
 
     @model_validator(mode="before")
     @classmethod
@@ -172,6 +198,72 @@ class Settings(BaseSettings):
     def lock_wait_seconds(self) -> int:
         """How long a statement waits for a lock: DB_LOCK_WAIT_SECONDS, or one second below the read timeout."""
         return self.db_lock_wait_seconds or max(1, self.db_read_timeout_seconds - 1)
+
+    @model_validator(mode="after")
+    def _trace_batches_fit_the_queue(self) -> Settings:
+        if self.otel_bsp_max_export_batch_size > self.otel_bsp_max_queue_size:
+            raise ValueError("OTEL_BSP_MAX_EXPORT_BATCH_SIZE must not exceed OTEL_BSP_MAX_QUEUE_SIZE")
+        return self
+
+    @field_validator(
+        "otel_exporter_otlp_endpoint",
+        "otel_exporter_otlp_traces_endpoint",
+        "otel_exporter_otlp_protocol",
+        "otel_exporter_otlp_traces_protocol",
+        "otel_service_name",
+        "otel_resource_attributes",
+        "otel_traces_sampler_arg",
+        "otel_propagators",
+        mode="before",
+    )
+    @classmethod
+    def _empty_otel_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("otel_exporter_otlp_endpoint", "otel_exporter_otlp_traces_endpoint")
+    @classmethod
+    def _an_http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            parts = urlsplit(value.strip())
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or " " in value.strip():
+            raise ValueError("must be an http(s) URL such as http://collector:4318")
+        return value.strip()
+
+    @field_validator("otel_resource_attributes")
+    @classmethod
+    def _key_value_pairs(cls, value: str | None) -> str | None:
+        if value is not None:
+            _resource_pairs(value)
+        return value
+
+    @field_validator("otel_propagators")
+    @classmethod
+    def _known_propagators(cls, value: str | None) -> str | None:
+        if value is not None and any(name.strip() not in PROPAGATORS for name in value.split(",")):
+            raise ValueError(f"must be a comma-separated list of {', '.join(PROPAGATORS)}")
+        return value
+
+    def otlp_traces_url(self) -> str | None:
+        """Where spans go (OTLP/HTTP), as the exporter resolves it; None when traces are off.
+
+        Off unless OTEL_EXPORTER_OTLP_ENDPOINT (`/v1/traces` is appended) or
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (used as it is) is set, and always with OTEL_SDK_DISABLED=true.
+        """
+        if self.otel_sdk_disabled:
+            return None
+        if self.otel_exporter_otlp_traces_endpoint:
+            return self.otel_exporter_otlp_traces_endpoint
+        if self.otel_exporter_otlp_endpoint:
+            return f"{self.otel_exporter_otlp_endpoint.removesuffix('/')}/v1/traces"
+        return None
+
+    def otel_resource_attributes_map(self) -> dict[str, str]:
+        """OTEL_RESOURCE_ATTRIBUTES as a mapping (values percent-decoded)."""
+        return _resource_pairs(self.otel_resource_attributes) if self.otel_resource_attributes else {}
 
     @field_validator("password_reset_url")
     @classmethod
@@ -357,6 +449,19 @@ def _rate_limit_config(settings: Settings) -> dict[str, object]:
         config["RATELIMIT_STORAGE_URI"] = "posts-host://"
         config["RATELIMIT_STORAGE_OPTIONS"] = host
     return config
+
+
+def _resource_pairs(value: str) -> dict[str, str]:
+    """`key=value,key2=value2` (values percent-encoded) as a mapping; ValueError when it is not that."""
+    pairs: dict[str, str] = {}
+    for item in value.split(","):
+        key, equals, encoded = item.partition("=")
+        if not item.strip():
+            continue
+        if not equals or not key.strip():
+            raise ValueError("must be key=value pairs separated by commas, e.g. deployment.environment=production")
+        pairs[key.strip()] = unquote(encoded.strip())
+    return pairs
 
 
 def _development_secret() -> str:

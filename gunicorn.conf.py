@@ -62,7 +62,7 @@ errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 
 
-# --- Hooks (observability.gunicorn_hooks, serving.memory) ------------------------------
+# --- Hooks (observability.gunicorn_hooks and .tracing, serving.memory) ----------------
 # Imported when called: the master has put the checkout on sys.path by then.
 def on_starting(server: object) -> None:
     """Master, before forking: refuse bad settings in one line; prepare the metrics directory."""
@@ -97,3 +97,10 @@ def on_exit(server: object) -> None:
     from observability import gunicorn_hooks
 
     gunicorn_hooks.on_exit(server)
+
+
+def worker_exit(server: object, worker: object) -> None:
+    """In each worker, as it exits (stop, HUP reload): send the spans it still holds (observability.tracing)."""
+    from observability.tracing import shutdown_tracing
+
+    shutdown_tracing()

@@ -107,6 +107,9 @@ def start_server(
         "RATE_LIMIT_AUTH_PER_ADDRESS": UNLIMITED,
         "RATE_LIMIT_SIGN_IN_FAILURES": UNLIMITED,
         "LOG_LEVEL": "warning",
+        # The bench's own OTEL_* settings reach the servers (start_gunicorn drops the caller's),
+        # so the cost of tracing can be measured (docs/operations.md, "Traces").
+        **{key: value for key, value in os.environ.items() if key.startswith("OTEL_")},
         **env,
     }
     server = start_gunicorn(

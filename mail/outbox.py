@@ -8,6 +8,8 @@ to the hub; in tests and the dev server they are a real daemon thread and queue.
 
 The thread starts on first use in each process (after gunicorn's fork), and again in a child
 forked later. Mails still queued when a worker exits are lost, like any in-flight request.
+With traces on, each job's work (preparing and sending the mail) is one `mail send` span in a
+trace of its own, linked to the span of the request that queued it (observability.tracing).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from email.message import EmailMessage
 
 from mail.transport import Transport
 from observability.metrics import MAIL_DROPPED, MAIL_FAILED, MAIL_RETRIED, MAIL_SENT
+from observability.tracing import follow_up, origin
 
 LOGGER_NAME = "posts.mail"
 log = logging.getLogger(LOGGER_NAME)
@@ -51,7 +54,8 @@ class Outbox:
         self._attempts = attempts
         self._retry_seconds = retry_seconds
         self._sleep = sleep
-        self._queue: queue.Queue[Job] = queue.Queue(capacity)
+        # Each job with where it was queued from (observability.tracing.origin; None with traces off).
+        self._queue: queue.Queue[tuple[Job, object | None]] = queue.Queue(capacity)
         self._started_in: int | None = None
         self._start_lock = threading.Lock()
         self._idle = threading.Condition()
@@ -63,7 +67,7 @@ class Outbox:
         with self._idle:
             self._unfinished += 1
         try:
-            self._queue.put_nowait(job)
+            self._queue.put_nowait((job, origin()))
         except queue.Full:
             self._done()
             MAIL_DROPPED.inc()
@@ -113,14 +117,17 @@ class Outbox:
 
     def _drain(self) -> None:
         while True:
-            job = self._queue.get()
+            job, came_from = self._queue.get()
             try:
-                message = job()
-                if message is not None:
-                    self.deliver(message)
-            except Exception:
-                MAIL_FAILED.inc()
-                log.exception("mail job failed")
+                with follow_up("mail send", came_from) as sending:
+                    try:
+                        message = job()
+                        if message is not None and not self.deliver(message):
+                            sending.fail("undelivered")
+                    except Exception as error:
+                        MAIL_FAILED.inc()
+                        log.exception("mail job failed")
+                        sending.fail(type(error).__qualname__)
             finally:
                 self._done()
 

@@ -3,7 +3,8 @@
 gunicorn's own lines (master and workers) and its access log go to the one handler that
 observability.logs puts on the root logger, so they share the app's format. Each access line
 is a structured record: method, path (secret query parameters redacted), status, duration,
-bytes, client, user agent, and the request id the app put in the response's X-Request-ID.
+bytes, client, user agent, the request id the app put in the response's X-Request-ID, and with
+traces on the server span's `trace_id` and `span_id` when it was sampled.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from gunicorn.glogging import Logger
 
 from observability.logs import choose_format, configure_logging, formatter_for
 from observability.redaction import redact
+from observability.tracing import TRACE_IDS_ENVIRON
 
 REQUEST_ID_HEADER = "x-request-id"
 MAX_USER_AGENT = 200
@@ -75,4 +77,7 @@ def access_fields(resp: Any, environ: dict[str, Any], request_time: timedelta) -
         if name.lower() == REQUEST_ID_HEADER:
             fields["request_id"] = value
             break
+    trace_ids = environ.get(TRACE_IDS_ENVIRON)
+    if trace_ids is not None:
+        fields["trace_id"], fields["span_id"] = trace_ids
     return fields

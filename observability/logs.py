@@ -5,7 +5,8 @@ audit trail, werkzeug's dev server, SQLAlchemy, Python warnings), goes through o
 the root logger, writing to standard error in one of two formats:
 
 - `json` (the default when APP_ENV=production): one JSON object per line, via python-json-logger,
-  with `ts`, `level`, `logger`, `message`, `pid`, the request id when there is a request, any
+  with `ts`, `level`, `logger`, `message`, `pid`, the request id when there is a request, the
+  `trace_id` and `span_id` of the current span when traces are on and it is sampled, any
   structured fields the caller passed (`extra=`), and `traceback` for errors;
 - `console` (the default otherwise): one readable line, `time level logger [request id] message
   key=value...`, with the traceback below it. No colour codes, so a redirected file stays clean.
@@ -100,16 +101,21 @@ def _own_fields(record: logging.LogRecord) -> Mapping[str, Any]:
 
 
 class RequestContextFilter(logging.Filter):
-    """Tags a record logged while handling a request with that request's id (the app says how to get it)."""
+    """Tags a record with the request's id (the app says how to get it) and, with traces on, the span's ids."""
 
     def __init__(self) -> None:
         super().__init__()
         self.request_id: Callable[[], str] | None = None
+        self.trace_ids: Callable[[], tuple[str, str] | None] | None = None
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Add `request_id` unless the record already has one (audit and access lines do)."""
+        """Add `request_id` unless the record already has one (audit and access lines do); `trace_id`, `span_id`."""
         if self.request_id is not None and not hasattr(record, "request_id") and has_request_context():
             record.request_id = self.request_id()
+        if self.trace_ids is not None and not hasattr(record, "trace_id"):
+            ids = self.trace_ids()
+            if ids is not None:
+                record.trace_id, record.span_id = ids
         return True
 
 
@@ -170,6 +176,19 @@ def configure_logging(
     # Python warnings become records too, instead of bare lines on standard error.
     logging.captureWarnings(True)
     return handler
+
+
+def include_trace_ids(trace_ids: Callable[[], tuple[str, str] | None] | None) -> None:
+    """Tag every record with the current span's (trace_id, span_id) as `trace_ids` finds them; None stops it.
+
+    observability.tracing_setup calls it when it turns traces on and off; until then records pay nothing.
+    """
+    root = logging.getLogger()
+    for handler in root.handlers:
+        if isinstance(handler, StderrHandler):
+            for log_filter in handler.filters:
+                if isinstance(log_filter, RequestContextFilter):
+                    log_filter.trace_ids = trace_ids
 
 
 def init_logging(settings: Settings, request_id: Callable[[], str]) -> None:

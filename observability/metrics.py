@@ -4,7 +4,8 @@ Under gunicorn with METRICS_PORT set, each worker writes its values to files in
 PROMETHEUS_MULTIPROC_DIR and the master serves their sum (observability.gunicorn_hooks);
 elsewhere the values live in the process and nothing serves them. This module only defines
 them: observability.instrument counts requests and pool use, cache.listing its lookups,
-observability.db_pool the pool's waits.
+observability.db_pool the pool's waits, observability.span_export the spans sent to the
+trace collector.
 
 Labels are bounded: the endpoint is the route's rule (`/api/v1/posts/get_my_posts`, or
 `unmatched` for a 404/405), never the raw path; the method is one of HTTP's usual ones or `other`.
@@ -59,3 +60,13 @@ MAIL_FAILED = Counter(
     f"{PREFIX}mail_failed_total", "Mails given up on: every attempt failed, or preparing the mail failed."
 )
 MAIL_DROPPED = Counter(f"{PREFIX}mail_dropped_total", "Mails refused because the outbox queue was full.")
+
+_SPANS_DROPPED = Counter(
+    f"{PREFIX}trace_spans_dropped_total",
+    "Sampled spans never delivered: queue_full (the export queue was full) or export_failed (the collector "
+    "refused them or did not answer in time).",
+    ["reason"],
+)
+SPANS_DROPPED_FULL = _SPANS_DROPPED.labels(reason="queue_full")
+SPANS_DROPPED_FAILED = _SPANS_DROPPED.labels(reason="export_failed")
+SPANS_EXPORTED = Counter(f"{PREFIX}trace_spans_exported_total", "Sampled spans the trace collector accepted.")

@@ -8,6 +8,8 @@ from typing import Protocol, TypeVar
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from observability.tracing import span
+
 # OWASP Password Storage Cheat Sheet: argon2id, m=19 MiB, t=2, p=1.
 OWASP_MEMORY_KIB = 19 * 1024
 OWASP_TIME_COST = 2
@@ -50,11 +52,13 @@ class Passwords:
 
     def hash(self, password: str) -> str:
         """A salted argon2id hash in PHC string form."""
-        return self._run(lambda: self._hasher.hash(password))
+        with span("password hash"):
+            return self._run(lambda: self._hasher.hash(password))
 
     def verify(self, password_hash: str, password: str) -> bool:
         """True when the password matches; never raises for a mismatch or a damaged hash."""
-        return self._run(lambda: self._matches(password_hash, password))
+        with span("password verify"):
+            return self._run(lambda: self._matches(password_hash, password))
 
     def _matches(self, password_hash: str, password: str) -> bool:
         # Decided where the hash runs: a mismatch is an answer, not an error to carry back across

@@ -12,6 +12,7 @@ import orjson
 
 from cache.listing import VersionedListingCache
 from models.entities import Post
+from observability.tracing import span
 from repositories.errors import UnknownOwnerError
 from repositories.posts import PostRepository, PostRows
 from services.errors import PostNotFoundError, UnknownUserError
@@ -203,7 +204,9 @@ class PostService:
             return Listing(tag)  # not even the body is read
         if not page.is_whole:
             return self._page(user_id, page, tag, validators)
-        cached = self._cache.body(user_id, version)
+        with span("cache lookup") as lookup:
+            cached = self._cache.body(user_id, version)
+            lookup.set_attribute("cache.result", "bypass" if not version else "miss" if cached is None else "hit")
         if cached is not None:
             return Listing(tag, body=cached)
         return self._whole(user_id, version, tag, validators)

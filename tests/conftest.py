@@ -19,6 +19,7 @@ from models.tables import PostRow, UserRow
 from resources import resources
 from tests.support.api import TEST_SECRET, Api, MakeClient, SignUp
 from tests.support.mariadb import MariaDBServer, mariadbd_path
+from tests.support.otlp import OtlpReceiver
 from tests.support.processes import stopping_all
 from tests.support.redis import RedisServer, redis_server_path
 from tests.support.schema import create_schema
@@ -190,3 +191,15 @@ def start_smtp() -> Iterator[Callable[..., SmtpServer]]:
 def smtp_server(start_smtp: Callable[..., SmtpServer]) -> SmtpServer:
     """An SMTP server that accepts and collects every message."""
     return start_smtp()
+
+
+@pytest.fixture
+def start_collector() -> Iterator[Callable[..., OtlpReceiver]]:
+
+    yield from stopping_all(lambda **options: OtlpReceiver(**options).start())
+
+
+@pytest.fixture
+def collector(start_collector: Callable[..., OtlpReceiver]) -> OtlpReceiver:
+    """A trace collector that accepts and keeps every span."""
+    return start_collector()

@@ -38,6 +38,8 @@ SCRUBBED = (
     "METRICS_ADDR",
     "PROMETHEUS_MULTIPROC_DIR",
 )
+# Likewise every OpenTelemetry setting (OTEL_EXPORTER_OTLP_ENDPOINT, ...): a test traces only when it says so.
+SCRUBBED_PREFIX = "OTEL_"
 
 
 @dataclass
@@ -109,10 +111,12 @@ def start_gunicorn(
 ) -> LiveServer:
     """`gunicorn [extra_args] <app>` from the repository root with its gunicorn.conf.py; waits until GET / answers.
 
-    The caller's environment is kept except SCRUBBED; `env` adds to it. Returns once every
+    The caller's environment is kept except SCRUBBED and OTEL_*; `env` adds to it. Returns once every
     worker has booted and one of them answered.
     """
-    clean = {key: value for key, value in os.environ.items() if key not in SCRUBBED}
+    clean = {
+        key: value for key, value in os.environ.items() if key not in SCRUBBED and not key.startswith(SCRUBBED_PREFIX)
+    }
     full_env = {
         **clean,
         "WEB_CONCURRENCY": str(workers),
