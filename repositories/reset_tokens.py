@@ -1,4 +1,4 @@
-"""Queries on the password_reset_tokens table (account recovery)."""
+"""Queries on the password_reset_tokens and password_reset_mails tables (account recovery)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models.entities import ResetToken
-from models.tables import ResetTokenRow, UserRow
+from models.tables import ResetMailRow, ResetTokenRow, UserRow
 
 
 @dataclass(frozen=True)
 class MailWindow:
-    """The per-account limit on reset mails: at most `mails` in any window of length `length`."""
+    """The per-account limit on reset mails: at most `mails` in any span of time of length `length`."""
 
     mails: int
     length: timedelta
@@ -36,12 +36,13 @@ class ResetTokenRepository:
     def issue(
         self, email_address: str, token_hash: str, now: datetime, lifetime: timedelta, window: MailWindow
     ) -> uuid.UUID | None:
-        """Store a new token for the account with this email, replacing its older one, in one transaction.
+        """Store a new token for the account with this email, replacing its older one, and log its mail.
 
-        Answers the account's id, or None when there is no such account or its mail window is
-        full (nothing changes then). The account is locked for the transaction, so concurrent
-        requests for one account on several hosts take turns and count exactly; two that still
-        collide on the unique user_id leave one token, and the loser gets None.
+        One transaction. Answers the account's id, or None when there is no such account or it
+        had `window.mails` mails issued in the window ending `now` (nothing changes then). The
+        account is locked for the transaction, so concurrent requests for one account on several
+        hosts take turns and count exactly; two that still collide on the unique user_id leave
+        one token, and the loser gets None.
         """
         session = self._session
         try:
@@ -58,19 +59,20 @@ class ResetTokenRepository:
             ).one_or_none()
             if account is None:
                 return None
-            # A locking read too: it sees the latest committed window even if this session read
+            since = now - window.length
+            # A locking read too: it sees the latest committed mails even if this session read
             # before (a plain read would use the transaction's older snapshot on MySQL).
-            previous = session.execute(
-                select(ResetTokenRow.window_started_at, ResetTokenRow.mails_in_window)
-                .where(ResetTokenRow.user_id == account.id)
+            recent = session.execute(
+                select(ResetMailRow.seq)
+                .where(ResetMailRow.user_id == account.id, ResetMailRow.issued_at >= since)
                 .with_for_update()
-            ).one_or_none()
-            window_started_at, mails = now, 1
-            if previous is not None and previous.window_started_at > now - window.length:
-                if previous.mails_in_window >= window.mails:
-                    session.rollback()
-                    return None
-                window_started_at, mails = previous.window_started_at, previous.mails_in_window + 1
+            ).all()
+            if len(recent) >= window.mails:
+                session.rollback()
+                return None
+            session.execute(
+                delete(ResetMailRow).where(ResetMailRow.user_id == account.id, ResetMailRow.issued_at < since)
+            )
             session.execute(delete(ResetTokenRow).where(ResetTokenRow.user_id == account.id))
             session.execute(
                 insert(ResetTokenRow).values(
@@ -79,10 +81,9 @@ class ResetTokenRepository:
                     created_at=now,
                     expires_at=now + lifetime,
                     session_generation=account.session_generation,
-                    window_started_at=window_started_at,
-                    mails_in_window=mails,
                 )
             )
+            session.execute(insert(ResetMailRow).values(user_id=account.id, issued_at=now))
             session.commit()
         except IntegrityError:
             session.rollback()
