@@ -25,7 +25,8 @@ from email.utils import make_msgid
 from html import escape
 
 from repositories.reset_tokens import MailWindow, ResetTokenRepository
-from services.accounts import AccountService, InvalidEmailError, check_password, normalize_email
+from services.accounts import AccountService, check_password
+from services.emails import EmailAddress
 from services.errors import InvalidResetTokenError, PasswordMismatchError
 
 TOKEN_BYTES = 32
@@ -95,22 +96,18 @@ class RecoveryService:
         self._accounts = accounts
         self._policy = policy
 
-    def reset_mail(self, email_address: str) -> EmailMessage | None:
+    def reset_mail(self, email_address: EmailAddress) -> EmailMessage | None:
         """A new token for the account with this email, in its mail; None (nothing stored) for no such
         account, or when the account had its reset mails for the window already.
 
         Runs off the request (mail.outbox), so whether an account exists shows in no answer.
         """
-        try:
-            normalized = normalize_email(email_address)
-        except InvalidEmailError:
-            return None
         token = secrets.token_urlsafe(TOKEN_BYTES)
         now = self._policy.clock()
-        issued = self._tokens.issue(normalized, token_hash(token), now, self._policy.lifetime, self._policy.window)
+        issued = self._tokens.issue(email_address, token_hash(token), now, self._policy.lifetime, self._policy.window)
         if issued is None:
             return None
-        return reset_message(self._policy, normalized, token)
+        return reset_message(self._policy, email_address, token)
 
     def reset_password(self, token: str, new_password: str, confirm_password: str | None = None) -> uuid.UUID:
         """Set the new password of the token's account and end all of its sessions; the account's id.

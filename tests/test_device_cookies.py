@@ -23,6 +23,7 @@ from config import ConfigError, Settings, load_settings
 from dependencies import account_service
 from models.tables import UserRow
 from resources import resources
+from services.emails import normalize_email
 from tests.support.api import CHANGE_PASSWORD, DELETE_ACCOUNT, PASSWORD, SIGN_IN, SIGN_UP, MakeClient, bearer
 from tests.support.redis import RedisServer
 
@@ -178,7 +179,7 @@ class _PastSigner(TimestampSigner):
 
 def _account(app: Flask, email: str) -> tuple[str, str]:
     with app.app_context():
-        found = account_service().password_version_by_email(email)
+        found = account_service().password_version_by_email(normalize_email(email))
     assert found is not None
     return found[0].hex, found[1]
 

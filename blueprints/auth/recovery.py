@@ -26,6 +26,7 @@ from blueprints.openapi import errors
 from dependencies import recovery_service
 from mail.outbox import Outbox
 from resources import resources
+from services.emails import EmailAddress
 from services.errors import RecoveryNotConfiguredError
 
 REQUESTED = "If the address has an account, a reset link is on its way."
@@ -44,7 +45,7 @@ def _outbox() -> tuple[Flask, Outbox]:
     return found.app, found.outbox
 
 
-def prepare_reset_mail(app: Flask, email_address: str) -> EmailMessage | None:
+def prepare_reset_mail(app: Flask, email_address: EmailAddress) -> EmailMessage | None:
     """The outbox's job for one request: issue the token and build the mail, in an app context of its own."""
     with app.app_context():
         return recovery_service().reset_mail(email_address)
