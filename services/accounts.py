@@ -143,14 +143,18 @@ class AccountService:
                 return generation + 1
         raise TokenRevokedError(str(user_id))
 
-    def set_password_in_generation(self, user_id: uuid.UUID, generation: int, new_password: str) -> bool:
+    def set_password_in_generation(self, user_id: uuid.UUID, generation: int, new_password: str) -> str | None:
         """Set a password only while the account is still in session `generation`, ending every session.
 
-        For a reset token, which carries the generation it was issued in: False (nothing changed)
-        once a password change, another reset or a sign-out has committed since, however close.
+        For a reset token, which carries the generation it was issued in. The new password
+        version (for the resetting device's cookie); None (nothing changed) once a password
+        change, another reset or a sign-out has committed since, however close.
         """
         check_password(new_password)
-        return self._replace_password(user_id, generation, self._passwords.hash(new_password))
+        password_hash = self._passwords.hash(new_password)
+        if not self._replace_password(user_id, generation, password_hash):
+            return None
+        return password_version(password_hash)
 
     def _replace_password(self, user_id: uuid.UUID, generation: int, password_hash: str) -> bool:
         """The new hash and the next session generation in one conditional UPDATE; False if the generation moved."""

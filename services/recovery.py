@@ -53,6 +53,18 @@ class ResetPolicy:
     clock: Callable[[], datetime] = utc_now
 
 
+@dataclass(frozen=True)
+class PasswordReset:
+    """A reset that took effect: the account, and its new password version.
+
+    Proof of the mailbox is as good as the password: the device that reset signs in with it
+    (it gets a device cookie for the new password, as after a password change).
+    """
+
+    user_id: uuid.UUID
+    password_version: str
+
+
 def token_hash(token: str) -> str:
     """The stored form of a token: its sha256, hex (a token has 256 random bits, so no salt or slow hash is needed)."""
     return hashlib.sha256(token.encode()).hexdigest()
@@ -109,8 +121,8 @@ class RecoveryService:
             return None
         return reset_message(self._policy, email_address, token)
 
-    def reset_password(self, token: str, new_password: str, confirm_password: str | None = None) -> uuid.UUID:
-        """Set the new password of the token's account and end all of its sessions; the account's id.
+    def reset_password(self, token: str, new_password: str, confirm_password: str | None = None) -> PasswordReset:
+        """Set the new password of the token's account and end all of its sessions; the account and its new version.
 
         InvalidResetTokenError for a token that is unknown, expired, spent or superseded. The
         password's own problems are checked first, so they do not spend the token.
@@ -127,6 +139,7 @@ class RecoveryService:
         # Conditional on the token's generation, in the same UPDATE that sets the password: a
         # password change, reset or sign-out committed since the mail, even one racing this
         # request, leaves the password alone.
-        if not self._accounts.set_password_in_generation(found.user_id, found.session_generation, new_password):
+        version = self._accounts.set_password_in_generation(found.user_id, found.session_generation, new_password)
+        if version is None:
             raise InvalidResetTokenError
-        return found.user_id
+        return PasswordReset(found.user_id, version)

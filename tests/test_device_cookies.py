@@ -24,7 +24,16 @@ from dependencies import account_service
 from models.tables import UserRow
 from resources import resources
 from services.emails import normalize_email
-from tests.support.api import CHANGE_PASSWORD, DELETE_ACCOUNT, PASSWORD, SIGN_IN, SIGN_UP, MakeClient, bearer
+from tests.support.api import (
+    CHANGE_PASSWORD,
+    DELETE_ACCOUNT,
+    PASSWORD,
+    RESET_PASSWORD,
+    SIGN_IN,
+    SIGN_UP,
+    MakeClient,
+    bearer,
+)
 from tests.support.redis import RedisServer
 
 WRONG = "wrong password!"
@@ -423,7 +432,7 @@ def test_openapi_documents_the_cookie(make_client: MakeClient) -> None:
     spec = make_client().get("/openapi.json").get_json()
     sign_in = spec["paths"][SIGN_IN]["post"]
     assert {"in": "cookie", "name": COOKIE_NAME} in [{"in": p["in"], "name": p["name"]} for p in sign_in["parameters"]]
-    for path in (SIGN_IN, SIGN_UP):
+    for path in (SIGN_IN, SIGN_UP, CHANGE_PASSWORD, RESET_PASSWORD):
         assert "Set-Cookie" in spec["paths"][path]["post"]["responses"]["200"]["headers"], path
 
 

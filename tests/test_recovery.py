@@ -605,3 +605,37 @@ def test_the_mail_limit_holds_across_hosts_sharing_the_database(
         host.settle()
     assert len(smtp_server.received) == 3
     assert hosts[0].token_rows() == 1
+
+
+def _device_cookie(response: Any) -> str | None:
+    """The `device=...` pair a response sets, if it sets one."""
+    for header in response.headers.getlist("Set-Cookie"):
+        if header.startswith("device="):
+            pair: str = header.split(";", 1)[0]
+            return pair
+    return None
+
+
+def test_a_reset_by_mail_signs_the_resetting_client_in_despite_a_strangers_lockout(
+    rec: Recovery, smtp_server: SmtpServer
+) -> None:
+    owner_device = _device_cookie(rec.api.sign_up())  # the owner's old device, under the old password
+    assert owner_device is not None
+    # A stranger's failed sign-ins lock the account for every client without a device cookie.
+    for _ in range(5):
+        assert rec.api.sign_in(ADA, "a stranger's guess").status_code == 401
+    assert rec.api.sign_in(ADA, PASSWORD).status_code == 429
+    # The owner, on a client that never signed in, proves the mailbox.
+    token = rec.mail_token()
+    refused = rec.api.reset_password("not-a-token-we-issued", NEW_PASSWORD)
+    assert refused.status_code == 400 and _device_cookie(refused) is None
+    reset = rec.api.reset_password(token, NEW_PASSWORD)
+    assert reset.status_code == 200, reset.get_json()
+    resetting_device = _device_cookie(reset)
+    assert resetting_device is not None and "HttpOnly" in reset.headers["Set-Cookie"]
+    # That client signs in with the new password: 200, not 429.
+    signed_in = rec.api.sign_in(ADA, NEW_PASSWORD, headers={"Cookie": resetting_device})
+    assert signed_in.status_code == 200, signed_in.get_json()
+    # Everyone else is still a stranger: no cookie, or a cookie for the password the reset replaced.
+    assert rec.api.sign_in(ADA, NEW_PASSWORD).status_code == 429
+    assert rec.api.sign_in(ADA, NEW_PASSWORD, headers={"Cookie": owner_device}).status_code == 429
