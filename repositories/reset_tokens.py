@@ -39,12 +39,20 @@ class ResetTokenRepository:
         """Store a new token for the account with this email, replacing its older one, and log its mail.
 
         One transaction. Answers the account's id, or None when there is no such account or it
-        had `window.mails` mails issued in the window ending `now` (nothing changes then). The
-        account is locked for the transaction, so concurrent requests for one account on several
-        hosts take turns and count exactly; two that still collide on the unique user_id leave
-        one token, and the loser gets None.
+        had `window.mails` mails issued in the window ending `now` (nothing changes then).
+
+        The account is locked for the transaction, so concurrent requests for one account on
+        several hosts take turns and count exactly. Nothing else is locked by a range: rows are
+        read plainly (after the lock, so they are the latest) and deleted by their keys, because
+        on MySQL a locking read or delete over a range also locks the gap after it, where another
+        account's concurrent insert lands: two such transactions deadlock. Two that still collide
+        on the unique user_id leave one token, and the loser gets None.
         """
         session = self._session
+        # A transaction of its own: its plain reads must be taken once the account's lock is
+        # granted, not from a snapshot an earlier read of this session opened (MySQL's
+        # repeatable read keeps the first read's snapshot until the transaction ends).
+        session.commit()
         try:
             # Lock the account first, by a write that changes nothing: MySQL holds the row lock
             # until the commit, and SQLite (whose driver opens a transaction only at a write)
@@ -58,22 +66,20 @@ class ResetTokenRepository:
                 select(UserRow.id, UserRow.session_generation).where(UserRow.email_address == email_address)
             ).one_or_none()
             if account is None:
-                return None
-            since = now - window.length
-            # A locking read too: it sees the latest committed mails even if this session read
-            # before (a plain read would use the transaction's older snapshot on MySQL).
-            recent = session.execute(
-                select(ResetMailRow.seq)
-                .where(ResetMailRow.user_id == account.id, ResetMailRow.issued_at >= since)
-                .with_for_update()
-            ).all()
-            if len(recent) >= window.mails:
                 session.rollback()
                 return None
-            session.execute(
-                delete(ResetMailRow).where(ResetMailRow.user_id == account.id, ResetMailRow.issued_at < since)
-            )
-            session.execute(delete(ResetTokenRow).where(ResetTokenRow.user_id == account.id))
+            since = now - window.length
+            logged = session.execute(
+                select(ResetMailRow.seq, ResetMailRow.issued_at).where(ResetMailRow.user_id == account.id)
+            ).all()
+            if sum(1 for mail in logged if mail.issued_at >= since) >= window.mails:
+                session.rollback()
+                return None
+            if stale := [mail.seq for mail in logged if mail.issued_at < since]:
+                session.execute(delete(ResetMailRow).where(ResetMailRow.seq.in_(stale)))
+            older = session.scalar(select(ResetTokenRow.token_hash).where(ResetTokenRow.user_id == account.id))
+            if older is not None:
+                session.execute(delete(ResetTokenRow).where(ResetTokenRow.token_hash == older))
             session.execute(
                 insert(ResetTokenRow).values(
                     token_hash=token_hash,

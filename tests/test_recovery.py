@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from config import ConfigError, load_settings
 from mail.outbox import Outbox
 from mail.transport import DEV_LOGGER_NAME
-from models.tables import ResetTokenRow
+from models.tables import ResetMailRow, ResetTokenRow
 from observability.logs import ConsoleFormatter, JsonFormatter
 from observability.redaction import REDACTED, redact
 from resources import bind, resources
@@ -639,3 +639,75 @@ def test_a_reset_by_mail_signs_the_resetting_client_in_despite_a_strangers_locko
     # Everyone else is still a stranger: no cookie, or a cookie for the password the reset replaced.
     assert rec.api.sign_in(ADA, NEW_PASSWORD).status_code == 429
     assert rec.api.sign_in(ADA, NEW_PASSWORD, headers={"Cookie": owner_device}).status_code == 429
+
+
+WINDOW = timedelta(minutes=15)
+
+
+class MailLog:
+    """Asks for reset mails at the times of `clock` and notes when each one that went out was asked for."""
+
+    def __init__(self, rec: Recovery, smtp: SmtpServer, clock: Clock) -> None:
+        self.rec, self.smtp, self.clock = rec, smtp, clock
+        self.sent_at: list[datetime] = []
+
+    def ask(self, times: int = 1) -> int:
+        """Ask `times` times now; how many mails went out."""
+        for _ in range(times):
+            before = len(self.smtp.received)
+            assert self.rec.api.forgot_password(ADA).status_code == 202
+            self.rec.settle()
+            if len(self.smtp.received) > before:
+                self.sent_at.append(self.clock())
+        return len(self.smtp.received)
+
+    def most_in_any_window(self) -> int:
+        """The most mails within any span of the window's length (closed at both ends)."""
+        return max(
+            (sum(1 for other in self.sent_at if start <= other <= start + WINDOW) for start in self.sent_at), default=0
+        )
+
+
+def test_at_most_three_mails_in_any_fifteen_minutes_across_a_windows_edge(
+    rec: Recovery, smtp_server: SmtpServer
+) -> None:
+    mails = MailLog(rec, smtp_server, rec.use_clock())
+    rec.api.user()
+    assert mails.ask() == 1
+    mails.clock.advance(WINDOW - timedelta(milliseconds=100))
+    assert mails.ask(3) == 3  # two more, then the limit
+    # 200 ms later a fixed window would begin afresh (3 more mails); only the first mail has left.
+    mails.clock.advance(timedelta(milliseconds=200))
+    assert mails.ask(3) == 4
+    # Exactly at the window's length after the second and third mails, they still count ...
+    mails.clock.advance(WINDOW - timedelta(milliseconds=200))
+    assert mails.ask() == 4
+    # ... and a microsecond later they do not.
+    mails.clock.advance(timedelta(microseconds=1))
+    assert mails.ask(3) == 6
+    assert mails.most_in_any_window() == 3
+    # The log keeps no more than the window needs.
+    with resources(rec.app).engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(ResetMailRow)).scalar_one() == 3
+
+
+def test_a_successful_reset_and_newer_tokens_forget_no_mail(rec: Recovery, smtp_server: SmtpServer) -> None:
+    mails = MailLog(rec, smtp_server, rec.use_clock())
+    rec.api.user()
+    assert mails.ask(3) == 3  # each one a newer token, replacing the one before
+    last = token_in(smtp_server.received[-1].message)
+    mails.clock.advance(timedelta(minutes=1))
+    assert rec.api.reset_password(last, NEW_PASSWORD).status_code == 200
+    assert rec.token_rows() == 0
+    # The reset spent the token, not the mails: nothing more goes out until the window has passed.
+    assert mails.ask(3) == 3
+    mails.clock.advance(WINDOW - timedelta(minutes=1, microseconds=1))
+    assert mails.ask() == 3
+    mails.clock.advance(timedelta(microseconds=2))
+    assert mails.ask(4) == 6
+    assert mails.most_in_any_window() == 3
+    # The mails of a deleted account go with it.
+    signed_in = rec.api.sign_in(ADA, NEW_PASSWORD)
+    assert rec.api.delete_account(signed_in.get_json()["access_token"], NEW_PASSWORD).status_code == 200
+    with resources(rec.app).engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(ResetMailRow)).scalar_one() == 0
