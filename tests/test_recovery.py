@@ -13,6 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -327,22 +328,47 @@ def test_production_without_smtp_host_answers_501(make_client: MakeClient) -> No
         assert response.status_code == 501 and response.get_json() == NOT_CONFIGURED
 
 
-def test_development_without_smtp_host_writes_a_usable_mail_to_the_log(
-    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+def test_development_without_smtp_host_writes_a_usable_mail_to_a_file_and_only_its_path_to_the_log(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
-    rec = Recovery(make_client(app_env="development"), None)
+    mail_dir = tmp_path / "mail"
+    rec = Recovery(make_client(app_env="development", dev_mail_dir=str(mail_dir)), None)
     rec.api.user()
     with caplog.at_level(logging.INFO, logger=DEV_LOGGER_NAME):
         assert rec.api.forgot_password(ADA).status_code == 202
         rec.settle()
+    [written] = mail_dir.glob("*.eml")
+    assert written.stat().st_mode & 0o777 == 0o600  # a live reset link: its owner's only
+    message = message_from_bytes(written.read_bytes(), policy=policy.default)
+    assert isinstance(message, EmailMessage) and message["To"] == ADA
+    token = token_in(message)
     [record] = [r for r in caplog.records if r.name == DEV_LOGGER_NAME]
-    assert ADA in record.getMessage()
-    mail_text: str = record.__dict__["mail_text"]
-    match = _TOKEN.search(mail_text)
-    assert match
-    # The message line itself is redacted like any other; the field keeps the link usable.
-    assert REDACTED not in mail_text
-    assert rec.api.reset_password(match[1], NEW_PASSWORD).status_code == 200
+    assert ADA in record.getMessage() and str(written) in record.getMessage()
+    # The log names the file, never the link: no field of the line holds the token, however written.
+    for formatter in (ConsoleFormatter(), JsonFormatter()):
+        assert token not in formatter.format(record)
+    assert token not in caplog.text
+    assert rec.api.reset_password(token, NEW_PASSWORD).status_code == 200
+
+
+def test_the_development_mail_directory_is_made_when_missing_and_a_failure_is_counted(
+    make_client: MakeClient, tmp_path: Path
+) -> None:
+    nested = tmp_path / "a" / "b"
+    rec = Recovery(make_client(app_env="development", dev_mail_dir=str(nested), mail_attempts=1), None)
+    rec.api.user()
+    assert rec.api.forgot_password(ADA).status_code == 202
+    rec.settle()
+    assert len(list(nested.glob("*.eml"))) == 1
+    # A path that cannot be a directory: the mail fails like an unreachable SMTP server would.
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    broken = Recovery(make_client(app_env="development", dev_mail_dir=str(blocker), mail_attempts=1), None)
+    broken.api.user("bob@example.com")
+    failed = sample("posts_api_mail_failed_total")
+    assert broken.api.forgot_password("bob@example.com").status_code == 202
+    broken.settle()
+    assert sample("posts_api_mail_failed_total") == failed + 1
 
 
 def test_a_dead_smtp_server_costs_a_counted_failure_after_bounded_retries(
