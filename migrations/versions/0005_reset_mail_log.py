@@ -2,7 +2,7 @@
 
 Revision ID: 0005
 Revises: 0004
-Create Date: 2026-12-08
+Create Date: 2026-12-07
 
 "At most N reset mails per address per window" now holds over any span of the window's length:
 each mail is a row (account, time), counted over the window ending now. The old fixed window

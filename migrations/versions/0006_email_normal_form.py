@@ -2,7 +2,7 @@
 
 Revision ID: 0006
 Revises: 0005
-Create Date: 2026-12-08
+Create Date: 2026-12-07
 
 Before this release an address was lowercased after Unicode NFC once, which is not idempotent:
 lowercasing can undo NFC (a capital with a combining mark lowers to a letter that NFC composes).
