@@ -124,9 +124,11 @@ class Settings(BaseSettings):
     rate_limit_device_sign_in_failures: str = "5 per 15 minutes"
     device_cookie_days: int = Field(default=90, gt=0, le=400)
     trusted_proxy_hops: int = Field(default=0, ge=0)
-    # Account recovery (docs/api.md, "Account recovery"). Without SMTP_HOST, development logs the
-    # mail (mail.transport.LogTransport) and production answers the recovery endpoints 501.
+    # Account recovery (docs/api.md, "Account recovery"). Without SMTP_HOST, development writes
+    # each mail to a file in DEV_MAIL_DIR (mail.transport.DirectoryTransport) and production
+    # answers the recovery endpoints 501.
     smtp_host: str | None = None
+    dev_mail_dir: str = str(INSTANCE_DIR / "mail")
     # Default: 587 for starttls, 465 for tls, 25 for none.
     smtp_port: int | None = Field(default=None, ge=1, le=65535)
     smtp_username: str | None = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from pathlib import Path
 
 from cachelib import BaseCache
 from flask import Flask, current_app
@@ -24,7 +25,7 @@ from cache.listing import VersionedListingCache
 from cache.sessions import SessionGenerations
 from config import Settings
 from mail.outbox import Outbox
-from mail.transport import LogTransport, SmtpTransport, Transport
+from mail.transport import DirectoryTransport, SmtpTransport, Transport
 from repositories.database import DatabaseBreaker, build_engine
 from repositories.health import DatabaseProbe
 from repositories.reset_tokens import MailWindow
@@ -165,11 +166,11 @@ def _reset_policy(settings: Settings) -> ResetPolicy:
 
 
 def _outbox(settings: Settings) -> Outbox | None:
-    """The mail outbox over SMTP, or the log in development; None when no mail can go out."""
+    """The mail outbox over SMTP, or files in DEV_MAIL_DIR in development; None when no mail can go out."""
     smtp = settings.smtp()
     transport: Transport | None = SmtpTransport(smtp) if smtp is not None else None
     if transport is None and settings.app_env != "production":
-        transport = LogTransport()
+        transport = DirectoryTransport(Path(settings.dev_mail_dir))
     if transport is None:
         return None
     # Its thread starts on first use.

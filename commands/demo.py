@@ -10,6 +10,7 @@ from flask.cli import with_appcontext
 
 from commands.errors import operator_errors
 from dependencies import admin_service, post_service
+from services.emails import normalize_email
 from services.errors import EmailTakenError
 
 DEMO_PASSWORD = "demo-password"  # noqa: S105 - printed for developers; refused in production
@@ -61,7 +62,7 @@ def demo_data(user_count: int, post_count: int, seed: int | None) -> None:
     with operator_errors(), click.progressbar(length=user_count * (1 + post_count), label="demo data") as bar:
         for number in range(1, user_count + 1):
             try:
-                user = admin.create_user(f"demo-{number}@example.com", DEMO_PASSWORD)
+                user = admin.create_user(normalize_email(f"demo-{number}@example.com"), DEMO_PASSWORD)
             except EmailTakenError:
                 skipped += 1
                 bar.update(1 + post_count)

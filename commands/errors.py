@@ -10,7 +10,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from repositories.schema import UPGRADE_COMMAND, is_missing_schema, missing_schema_cause
-from services.accounts import InvalidEmailError
+from services.emails import InvalidEmailError
 from services.errors import EmailTakenError, InvalidPasswordError, NoSuchAccountError
 
 

@@ -7,6 +7,7 @@ from flask.cli import AppGroup
 
 from commands.errors import operator_errors
 from dependencies import admin_service
+from services.emails import normalize_email
 
 posts = AppGroup("posts", help="Post administration.")
 
@@ -17,5 +18,5 @@ posts = AppGroup("posts", help="Post administration.")
 def purge(email: str) -> None:
     """Delete every post of one account (the account stays)."""
     with operator_errors():
-        deleted = admin_service().purge_posts(email)
+        deleted = admin_service().purge_posts(normalize_email(email))
     click.echo(f"deleted {deleted} post(s) of {email}")

@@ -8,6 +8,7 @@ from flask.cli import AppGroup
 from commands.errors import operator_errors
 from dependencies import account_service, admin_service, recovery_service
 from resources import resources
+from services.emails import normalize_email
 
 users = AppGroup("users", help="Create, list and delete accounts; reset or set their passwords.")
 
@@ -20,7 +21,7 @@ users = AppGroup("users", help="Create, list and delete accounts; reset or set t
 def create_user(email: str, password: str) -> None:
     """Create an account for EMAIL."""
     with operator_errors():
-        user = admin_service().create_user(email, password)
+        user = admin_service().create_user(normalize_email(email), password)
     click.echo(f"created user {user.email_address} ({user.id})")
 
 
@@ -30,7 +31,7 @@ def create_user(email: str, password: str) -> None:
 def delete_user(email: str) -> None:
     """Delete the account EMAIL and all of its posts."""
     with operator_errors():
-        user = admin_service().delete_user(email)
+        user = admin_service().delete_user(normalize_email(email))
     click.echo(f"deleted user {user.email_address} ({user.id}) and their posts")
 
 
@@ -53,8 +54,9 @@ def send_reset_mail(email: str) -> None:
     if outbox is None:
         raise click.ClickException("password reset by email is not configured: set SMTP_HOST")
     with operator_errors():
-        user = admin_service().find(email)
-        message = recovery_service().reset_mail(user.email_address)
+        address = normalize_email(email)
+        user = admin_service().find(address)
+        message = recovery_service().reset_mail(address)
     if message is None:
         raise click.ClickException(
             f"{user.email_address} had its reset mails for this window already (PASSWORD_RESET_MAILS_PER_WINDOW)"
@@ -69,7 +71,7 @@ def send_reset_mail(email: str) -> None:
 def set_password(email: str) -> None:
     """Set the password of EMAIL (prompted for, hidden, asked twice); every session of the account ends."""
     with operator_errors():
-        user = admin_service().find(email)
+        user = admin_service().find(normalize_email(email))
     # Only ever prompted: a password on the command line would stay in the shell history and `ps`.
     password: str = click.prompt("New password", hide_input=True, confirmation_prompt=True)
     with operator_errors():

@@ -1,11 +1,15 @@
-"""How one message leaves: over SMTP (STARTTLS, implicit TLS or plain), or into the log in development."""
+"""How one message leaves: over SMTP (STARTTLS, implicit TLS or plain), or into a file in development."""
 
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 import smtplib
 import ssl
+from datetime import UTC, datetime
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Protocol
 
 from config import SmtpSettings
@@ -53,21 +57,29 @@ class SmtpTransport:
         return ssl.create_default_context(cafile=self._settings.ca_file)
 
 
-class LogTransport:
-    """Development without SMTP_HOST: the mail is written to the log instead of being sent.
+class DirectoryTransport:
+    """Development without SMTP_HOST: each mail is written to a file in a directory instead of being sent.
 
-    The plain-text body, reset link included, is a structured field (`mail_text`) of a record of
-    the `posts.mail.development` logger. Redaction covers messages and tracebacks, not a
-    record's own fields, so the link stays usable; this transport is never used in production.
+    One `.eml` file per mail (any mail client opens it; its text holds the reset link and the
+    `token=` value), readable by its owner only. The log says where it is, never what it
+    holds: every field of every log line is redacted, and a reset link is a secret. This
+    transport is never used in production.
     """
 
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+
     def send(self, message: EmailMessage) -> None:
-        """Log the recipient, subject and text part."""
-        text = message.get_body(preferencelist=("plain",))
-        body = text.get_content() if text is not None else ""
+        """Write the message to a new file of the directory (made if missing) and log its path."""
+        self._directory.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        path = self._directory / f"{stamp}-{secrets.token_hex(4)}.eml"
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(message.as_bytes())
         log.warning(
-            "development mail (SMTP_HOST is unset, not sent) to %s: %s",
+            "development mail (SMTP_HOST is unset, not sent) to %s: %s, written to %s",
             message["To"],
             message["Subject"],
-            extra={"mail_text": body},
+            path,
         )

@@ -1,4 +1,4 @@
-"""SQLAlchemy tables: users, their posts, and their password reset tokens."""
+"""SQLAlchemy tables: users, their posts, their password reset tokens and reset mails."""
 
 from __future__ import annotations
 
@@ -60,9 +60,8 @@ class ResetTokenRow(Base):
     """A password reset token of an account: only its sha256 is stored, so a copy of the table opens nothing.
 
     At most one per account (the unique user_id): issuing a new one replaces the old in the same
-    transaction. The row also carries the account's reset-mail window (when it began, how many
-    mails went out in it), so the per-address mail limit holds across hosts and survives the
-    replacement.
+    transaction, and a reset spends (deletes) it. The mails it went out in are counted apart, in
+    ResetMailRow, so neither forgets one.
     """
 
     __tablename__ = "password_reset_tokens"
@@ -75,5 +74,22 @@ class ResetTokenRow(Base):
     # The account's session generation at issue: any ending of its sessions since (a password
     # change or reset, a sign-out) spends the token.
     session_generation: Mapped[int] = mapped_column(Integer)
-    window_started_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    mails_in_window: Mapped[int] = mapped_column(Integer)
+
+
+class ResetMailRow(Base):
+    """One reset mail issued to an account, for the per-address mail limit: at most N in any window.
+
+    A log rather than a counter in the token's row, so the limit holds over any span of the
+    window's length (not per fixed window) and whatever happens to the token: a newer token or a
+    reset forgets no mail. Rows older than the window go when the account's next mail is issued.
+    """
+
+    __tablename__ = "password_reset_mails"
+    __table_args__ = (
+        Index("ix_password_reset_mails_user_id_issued_at", "user_id", "issued_at"),
+        MYSQL_TABLE_ARGS,
+    )
+
+    seq: Mapped[int] = mapped_column(BigIntegerPK, primary_key=True, autoincrement=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id", ondelete="CASCADE"))
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -2,9 +2,10 @@
 
 gunicorn's own lines (master and workers) and its access log go to the one handler that
 observability.logs puts on the root logger, so they share the app's format. Each access line
-is a structured record: method, path (secret query parameters redacted), status, duration,
-bytes, client, user agent, the request id the app put in the response's X-Request-ID, and with
-traces on the server span's `trace_id` and `span_id` when it was sampled.
+is a structured record: method, path, status, duration, bytes, client, user agent, the request
+id the app put in the response's X-Request-ID, and with traces on the server span's `trace_id`
+and `span_id` when it was sampled. The formatters redact every one of these fields (a token in
+the query string or in the User-Agent), as they do every record's.
 """
 
 from __future__ import annotations
@@ -65,13 +66,14 @@ def access_fields(resp: Any, environ: dict[str, Any], request_time: timedelta) -
         status = status.split(None, 1)[0]
     fields: dict[str, Any] = {
         "method": environ.get("REQUEST_METHOD", "-"),
-        "path": redact(target),
+        "path": target,
         "status": int(status),
         "duration_ms": round(request_time.total_seconds() * 1000, 3),
         "bytes": getattr(resp, "sent", None),
         "client": environ.get("REMOTE_ADDR"),
         "client_port": environ.get("REMOTE_PORT"),
-        "user_agent": environ.get("HTTP_USER_AGENT", "")[:MAX_USER_AGENT] or None,
+        # Redacted before it is cut (the formatter redacts again): a cut token may no longer look like one.
+        "user_agent": redact(environ.get("HTTP_USER_AGENT", ""))[:MAX_USER_AGENT] or None,
     }
     for name, value in resp.headers:
         if name.lower() == REQUEST_ID_HEADER:

@@ -11,7 +11,8 @@ the root logger, writing to standard error in one of two formats:
 - `console` (the default otherwise): one readable line, `time level logger [request id] message
   key=value...`, with the traceback below it. No colour codes, so a redirected file stays clean.
 
-Secrets are redacted from every message and traceback (observability.redaction).
+Secrets are redacted from every field of every record: the message, the traceback and each
+structured field, the access log's user agent included (observability.redaction).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.orjson import OrjsonFormatter
 
 from config import Settings
-from observability.redaction import redact
+from observability.redaction import redact, redact_field
 
 LogFormat = Literal["json", "console"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("json", "console")
@@ -65,12 +66,8 @@ class JsonFormatter(OrjsonFormatter):
         super().add_fields(log_data, record, message_dict)
 
     def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
-        """Redact the free-text fields: a message or traceback may quote a URL or a token."""
-        for field in ("message", "traceback", "stack_info"):
-            value = log_data.get(field)
-            if isinstance(value, str):
-                log_data[field] = redact(value)
-        return log_data
+        """Redact every field: a message, a traceback or any structured field (a User-Agent) may carry a token."""
+        return {key: redact_field(value) for key, value in log_data.items()}
 
 
 class ConsoleFormatter(logging.Formatter):
@@ -81,17 +78,17 @@ class ConsoleFormatter(logging.Formatter):
         line = f"{self.formatTime(record)} {record.levelname:<7} {record.name}"
         rid = getattr(record, "request_id", None)
         if rid:
-            line += f" [{rid}]"
+            line += f" [{redact_field(rid)}]"
         line += f" {redact(record.getMessage())}"
         fields = _own_fields(record)
         if fields:
-            line += " " + " ".join(f"{key}={value}" for key, value in fields.items())
+            line += " " + " ".join(f"{key}={redact_field(value)}" for key, value in fields.items())
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
             line += "\n" + redact(record.exc_text)
         if record.stack_info:
-            line += "\n" + self.formatStack(record.stack_info)
+            line += "\n" + redact(self.formatStack(record.stack_info))
         return line
 
 

@@ -1,4 +1,4 @@
-"""Queries on the password_reset_tokens table (account recovery)."""
+"""Queries on the password_reset_tokens and password_reset_mails tables (account recovery)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models.entities import ResetToken
-from models.tables import ResetTokenRow, UserRow
+from models.tables import ResetMailRow, ResetTokenRow, UserRow
 
 
 @dataclass(frozen=True)
 class MailWindow:
-    """The per-account limit on reset mails: at most `mails` in any window of length `length`."""
+    """The per-account limit on reset mails: at most `mails` in any span of time of length `length`."""
 
     mails: int
     length: timedelta
@@ -36,14 +36,23 @@ class ResetTokenRepository:
     def issue(
         self, email_address: str, token_hash: str, now: datetime, lifetime: timedelta, window: MailWindow
     ) -> uuid.UUID | None:
-        """Store a new token for the account with this email, replacing its older one, in one transaction.
+        """Store a new token for the account with this email, replacing its older one, and log its mail.
 
-        Answers the account's id, or None when there is no such account or its mail window is
-        full (nothing changes then). The account is locked for the transaction, so concurrent
-        requests for one account on several hosts take turns and count exactly; two that still
-        collide on the unique user_id leave one token, and the loser gets None.
+        One transaction. Answers the account's id, or None when there is no such account or it
+        had `window.mails` mails issued in the window ending `now` (nothing changes then).
+
+        The account is locked for the transaction, so concurrent requests for one account on
+        several hosts take turns and count exactly. Nothing else is locked by a range: rows are
+        read plainly (after the lock, so they are the latest) and deleted by their keys, because
+        on MySQL a locking read or delete over a range also locks the gap after it, where another
+        account's concurrent insert lands: two such transactions deadlock. Two that still collide
+        on the unique user_id leave one token, and the loser gets None.
         """
         session = self._session
+        # A transaction of its own: its plain reads must be taken once the account's lock is
+        # granted, not from a snapshot an earlier read of this session opened (MySQL's
+        # repeatable read keeps the first read's snapshot until the transaction ends).
+        session.commit()
         try:
             # Lock the account first, by a write that changes nothing: MySQL holds the row lock
             # until the commit, and SQLite (whose driver opens a transaction only at a write)
@@ -57,21 +66,20 @@ class ResetTokenRepository:
                 select(UserRow.id, UserRow.session_generation).where(UserRow.email_address == email_address)
             ).one_or_none()
             if account is None:
+                session.rollback()
                 return None
-            # A locking read too: it sees the latest committed window even if this session read
-            # before (a plain read would use the transaction's older snapshot on MySQL).
-            previous = session.execute(
-                select(ResetTokenRow.window_started_at, ResetTokenRow.mails_in_window)
-                .where(ResetTokenRow.user_id == account.id)
-                .with_for_update()
-            ).one_or_none()
-            window_started_at, mails = now, 1
-            if previous is not None and previous.window_started_at > now - window.length:
-                if previous.mails_in_window >= window.mails:
-                    session.rollback()
-                    return None
-                window_started_at, mails = previous.window_started_at, previous.mails_in_window + 1
-            session.execute(delete(ResetTokenRow).where(ResetTokenRow.user_id == account.id))
+            since = now - window.length
+            logged = session.execute(
+                select(ResetMailRow.seq, ResetMailRow.issued_at).where(ResetMailRow.user_id == account.id)
+            ).all()
+            if sum(1 for mail in logged if mail.issued_at >= since) >= window.mails:
+                session.rollback()
+                return None
+            if stale := [mail.seq for mail in logged if mail.issued_at < since]:
+                session.execute(delete(ResetMailRow).where(ResetMailRow.seq.in_(stale)))
+            older = session.scalar(select(ResetTokenRow.token_hash).where(ResetTokenRow.user_id == account.id))
+            if older is not None:
+                session.execute(delete(ResetTokenRow).where(ResetTokenRow.token_hash == older))
             session.execute(
                 insert(ResetTokenRow).values(
                     token_hash=token_hash,
@@ -79,10 +87,9 @@ class ResetTokenRepository:
                     created_at=now,
                     expires_at=now + lifetime,
                     session_generation=account.session_generation,
-                    window_started_at=window_started_at,
-                    mails_in_window=mails,
                 )
             )
+            session.execute(insert(ResetMailRow).values(user_id=account.id, issued_at=now))
             session.commit()
         except IntegrityError:
             session.rollback()

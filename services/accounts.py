@@ -8,12 +8,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from email_validator import EmailNotValidError, validate_email
-
 from cache.listing import VersionedListingCache
 from models.entities import User
 from repositories.errors import DuplicateEmailError
 from repositories.users import UserRepository
+from services.emails import EmailAddress
 from services.errors import (
     EmailTakenError,
     InvalidCredentialsError,
@@ -25,25 +24,9 @@ from services.errors import (
 from services.passwords import Passwords
 from services.sessions import SessionService
 
-MAX_EMAIL_LENGTH = 254
 # The password policy (docs/api.md, "Passwords"), for sign-up and every other way to set one.
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 256
-
-
-class InvalidEmailError(ValueError):
-    """The text is not a syntactically valid email address of at most 254 characters."""
-
-
-def normalize_email(email_address: str) -> str:
-    """The stored form of an email: validated, then lowercase, so case never makes a second account."""
-    try:
-        normalized = validate_email(email_address, check_deliverability=False).normalized.lower()
-    except EmailNotValidError as exc:
-        raise InvalidEmailError(str(exc)) from exc
-    if len(normalized) > MAX_EMAIL_LENGTH:
-        raise InvalidEmailError(f"An email address has at most {MAX_EMAIL_LENGTH} characters.")
-    return normalized
 
 
 def check_password(password: str) -> None:
@@ -79,13 +62,13 @@ class AccountService:
         self._sessions = sessions
         self._cache = cache
 
-    def sign_up(self, email_address: str, password: str, confirm_password: str | None = None) -> SignedIn:
+    def sign_up(self, email_address: EmailAddress, password: str, confirm_password: str | None = None) -> SignedIn:
         """Create an account; the database's unique index settles concurrent duplicates."""
         check_password(password)
         if confirm_password is not None and confirm_password != password:
             raise PasswordMismatchError
         now = datetime.now(UTC)
-        user = User(id=uuid.uuid4(), email_address=normalize_email(email_address), created_at=now, updated_at=now)
+        user = User(id=uuid.uuid4(), email_address=email_address, created_at=now, updated_at=now)
         password_hash = self._passwords.hash(password)
         try:
             self._users.add(user, password_hash)
@@ -94,18 +77,15 @@ class AccountService:
         self._sessions.learn(user.id, 0)
         return SignedIn(user, 0, password_version(password_hash))
 
-    def sign_in(self, email_address: str, password: str) -> SignedIn:
+    def sign_in(self, email_address: EmailAddress | None, password: str) -> SignedIn:
         """The account for these credentials and its session generation; unknown email and wrong password fail alike.
 
+        `email_address` is None when the text given was no valid address: it matches no account.
         The generation is read with the password hash: if the password changes meanwhile, the
         tokens issued from this sign-in carry the old generation and are refused.
         """
-        try:
-            email_address = normalize_email(email_address)
-        except InvalidEmailError:
-            email_address = ""
         read_at = time.monotonic()
-        found = self._users.credentials_by_email(email_address) if email_address else None
+        found = None if email_address is None else self._users.credentials_by_email(email_address)
         if found is None:
             self._passwords.verify_nobody(password)
             raise InvalidCredentialsError
@@ -117,20 +97,15 @@ class AccountService:
         self._sessions.learn(user.id, generation, read_at)
         return SignedIn(user, generation, password_version(password_hash))
 
-    def take_turn(self, *, email_address: str | None = None, user_id: uuid.UUID | None = None) -> None:
+    def take_turn(self, *, email_address: EmailAddress | None = None, user_id: uuid.UUID | None = None) -> None:
         """Make password attempts on this account take turns until the caller's transaction ends.
 
         What the caller does meanwhile (check a rate limit, check the password, count a failure)
         is then atomic with respect to every other attempt on the account, on any worker or
-        host. An address that is not valid, or names no account, takes no turn.
+        host. No address (none given, or not a valid one), or one that names no account, takes no turn.
         """
-        if user_id is None:
-            if email_address is None:
-                return
-            try:
-                email_address = normalize_email(email_address)
-            except InvalidEmailError:
-                return
+        if user_id is None and email_address is None:
+            return
         self._users.take_turn(email_address=email_address, user_id=user_id)
 
     def password_version(self, user_id: uuid.UUID) -> str | None:
@@ -138,12 +113,9 @@ class AccountService:
         found = self._users.credentials_by_id(user_id)
         return None if found is None else password_version(found[1])
 
-    def password_version_by_email(self, email_address: str) -> tuple[uuid.UUID, str] | None:
+    def password_version_by_email(self, email_address: EmailAddress) -> tuple[uuid.UUID, str] | None:
         """The id and password version of the account with this email, if any."""
-        try:
-            found = self._users.credentials_by_email(normalize_email(email_address))
-        except InvalidEmailError:
-            return None
+        found = self._users.credentials_by_email(email_address)
         return None if found is None else (found[0].id, password_version(found[1]))
 
     def find(self, user_id: uuid.UUID) -> User | None:
@@ -182,14 +154,18 @@ class AccountService:
                 return generation + 1
         raise TokenRevokedError(str(user_id))
 
-    def set_password_in_generation(self, user_id: uuid.UUID, generation: int, new_password: str) -> bool:
+    def set_password_in_generation(self, user_id: uuid.UUID, generation: int, new_password: str) -> str | None:
         """Set a password only while the account is still in session `generation`, ending every session.
 
-        For a reset token, which carries the generation it was issued in: False (nothing changed)
-        once a password change, another reset or a sign-out has committed since, however close.
+        For a reset token, which carries the generation it was issued in. The new password
+        version (for the resetting device's cookie); None (nothing changed) once a password
+        change, another reset or a sign-out has committed since, however close.
         """
         check_password(new_password)
-        return self._replace_password(user_id, generation, self._passwords.hash(new_password))
+        password_hash = self._passwords.hash(new_password)
+        if not self._replace_password(user_id, generation, password_hash):
+            return None
+        return password_version(password_hash)
 
     def _replace_password(self, user_id: uuid.UUID, generation: int, password_hash: str) -> bool:
         """The new hash and the next session generation in one conditional UPDATE; False if the generation moved."""

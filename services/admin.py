@@ -8,7 +8,8 @@ from cache.listing import VersionedListingCache
 from models.entities import User
 from repositories.posts import PostRepository
 from repositories.users import UserRepository
-from services.accounts import AccountService, normalize_email
+from services.accounts import AccountService
+from services.emails import EmailAddress
 from services.errors import NoSuchAccountError, UnknownUserError
 
 
@@ -35,7 +36,7 @@ class AdminService:
         self._posts = posts
         self._cache = cache
 
-    def create_user(self, email_address: str, password: str) -> User:
+    def create_user(self, email_address: EmailAddress, password: str) -> User:
         """Create an account under the rules of sign-up (a valid unique email, the password policy)."""
         return self._accounts.sign_up(email_address, password).user
 
@@ -43,14 +44,14 @@ class AdminService:
         """Every account with its number of posts, oldest first."""
         return [AccountSummary(user, posts) for user, posts in self._users.list_with_post_counts()]
 
-    def find(self, email_address: str) -> User:
-        """The account with this email; InvalidEmailError or NoSuchAccountError otherwise."""
-        user = self._users.by_email(normalize_email(email_address))
+    def find(self, email_address: EmailAddress) -> User:
+        """The account with this email; NoSuchAccountError otherwise."""
+        user = self._users.by_email(email_address)
         if user is None:
             raise NoSuchAccountError(email_address)
         return user
 
-    def delete_user(self, email_address: str) -> User:
+    def delete_user(self, email_address: EmailAddress) -> User:
         """Delete the account and its posts; its tokens and cached listing are gone everywhere at once."""
         user = self.find(email_address)
         try:
@@ -59,7 +60,7 @@ class AdminService:
             raise NoSuchAccountError(email_address) from exc  # deleted concurrently
         return user
 
-    def purge_posts(self, email_address: str) -> int:
+    def purge_posts(self, email_address: EmailAddress) -> int:
         """Delete every post of the account, then retire its cached listing; how many were deleted."""
         user = self.find(email_address)
         deleted = self._posts.delete_all_for_user(user.id)

@@ -7,6 +7,9 @@ account's sessions ended since it was issued (a password change or reset, a sign
 holds the session generation at issue, and the password is set only while the account is still
 in it). The new password is set through AccountService, in the one conditional UPDATE a password
 change makes, so the reset ends every session exactly as a password change does.
+
+Each reset mail is logged apart from its token, so "at most N mails per address in any window"
+holds over every span of the window's length, across a newer token and a successful reset.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -21,21 +25,44 @@ from email.utils import make_msgid
 from html import escape
 
 from repositories.reset_tokens import MailWindow, ResetTokenRepository
-from services.accounts import AccountService, InvalidEmailError, check_password, normalize_email
+from services.accounts import AccountService, check_password
+from services.emails import EmailAddress
 from services.errors import InvalidResetTokenError, PasswordMismatchError
 
 TOKEN_BYTES = 32
 SUBJECT = "Reset your Posts API password"
 
 
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC: the reset policy's clock."""
+    return datetime.now(UTC)
+
+
 @dataclass(frozen=True)
 class ResetPolicy:
-    """What the settings say about recovery: the link, the lifetime, the mail limit, the sender."""
+    """What the settings say about recovery: the link, the lifetime, the mail limit, the sender; and its clock.
+
+    The clock dates tokens and mails and judges expiry and the mail limit; tests set one of
+    their own to cross a window's edge without waiting for it.
+    """
 
     link_template: str
     lifetime: timedelta
     window: MailWindow
     sender: str
+    clock: Callable[[], datetime] = utc_now
+
+
+@dataclass(frozen=True)
+class PasswordReset:
+    """A reset that took effect: the account, and its new password version.
+
+    Proof of the mailbox is as good as the password: the device that reset signs in with it
+    (it gets a device cookie for the new password, as after a password change).
+    """
+
+    user_id: uuid.UUID
+    password_version: str
 
 
 def token_hash(token: str) -> str:
@@ -81,25 +108,21 @@ class RecoveryService:
         self._accounts = accounts
         self._policy = policy
 
-    def reset_mail(self, email_address: str) -> EmailMessage | None:
+    def reset_mail(self, email_address: EmailAddress) -> EmailMessage | None:
         """A new token for the account with this email, in its mail; None (nothing stored) for no such
         account, or when the account had its reset mails for the window already.
 
         Runs off the request (mail.outbox), so whether an account exists shows in no answer.
         """
-        try:
-            normalized = normalize_email(email_address)
-        except InvalidEmailError:
-            return None
         token = secrets.token_urlsafe(TOKEN_BYTES)
-        now = datetime.now(UTC)
-        issued = self._tokens.issue(normalized, token_hash(token), now, self._policy.lifetime, self._policy.window)
+        now = self._policy.clock()
+        issued = self._tokens.issue(email_address, token_hash(token), now, self._policy.lifetime, self._policy.window)
         if issued is None:
             return None
-        return reset_message(self._policy, normalized, token)
+        return reset_message(self._policy, email_address, token)
 
-    def reset_password(self, token: str, new_password: str, confirm_password: str | None = None) -> uuid.UUID:
-        """Set the new password of the token's account and end all of its sessions; the account's id.
+    def reset_password(self, token: str, new_password: str, confirm_password: str | None = None) -> PasswordReset:
+        """Set the new password of the token's account and end all of its sessions; the account and its new version.
 
         InvalidResetTokenError for a token that is unknown, expired, spent or superseded. The
         password's own problems are checked first, so they do not spend the token.
@@ -109,13 +132,14 @@ class RecoveryService:
             raise PasswordMismatchError
         digest = token_hash(token)
         found = self._tokens.find(digest)
-        if found is None or found.expires_at <= datetime.now(UTC):
+        if found is None or found.expires_at <= self._policy.clock():
             raise InvalidResetTokenError
         if not self._tokens.spend(digest):
             raise InvalidResetTokenError  # a concurrent reset used it first
         # Conditional on the token's generation, in the same UPDATE that sets the password: a
         # password change, reset or sign-out committed since the mail, even one racing this
         # request, leaves the password alone.
-        if not self._accounts.set_password_in_generation(found.user_id, found.session_generation, new_password):
+        version = self._accounts.set_password_in_generation(found.user_id, found.session_generation, new_password)
+        if version is None:
             raise InvalidResetTokenError
-        return found.user_id
+        return PasswordReset(found.user_id, version)

@@ -124,7 +124,8 @@ def test_sign_in_with_form_and_json(client: FlaskClient, sign_up: SignUp, statem
     statements.clear()
     form = client.post(SIGN_IN, data={"username": "ADA@example.com", "password": PASSWORD, "grant_type": "password"})
     assert form.status_code == 200
-    assert statements == ["SELECT"]
+    # The account's turn (a write that changes nothing: attempts take turns), then its credentials.
+    assert statements == ["UPDATE", "SELECT"]
     assert set(form.get_json()) == USER_FIELDS
     assert form.get_json()["id"] == user["id"]
     assert form.headers["Cache-Control"] == "no-store"
@@ -139,8 +140,9 @@ def test_a_device_cookie_costs_one_select_more(client: FlaskClient, sign_up: Sig
     statements.clear()
     response = client.post(SIGN_IN, json={"email_address": "ada@example.com", "password": PASSWORD})
     assert response.status_code == 200
-    # The cookie is checked against the account's id and password before the limits apply.
-    assert statements == ["SELECT", "SELECT"]
+    # The account's turn, then the cookie is checked against the account's id and password
+    # before the limits apply, then the credentials.
+    assert statements == ["UPDATE", "SELECT", "SELECT"]
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 
 from config import ConfigError, Settings, load_settings
 from observability.gunicorn_logger import access_fields
-from observability.logs import StderrHandler, choose_format, configure_logging
+from observability.logs import ConsoleFormatter, JsonFormatter, StderrHandler, choose_format, configure_logging
 from observability.redaction import REDACTED, redact
 from tests.support.api import TEST_SECRET
 
@@ -50,6 +50,13 @@ JWT = (
         ("/api/v1/posts/delete_my_post?post_id=5bb9ba60-2e5f-42b1-baf4-a9f74329baa0", None),
         ("/api/v1/posts/get_my_posts?limit=5&before=5bb9", None),
         ("a = b, x=1 and no query", None),
+        # Free text and header values too: at the start, after whitespace or a comma.
+        ("token=abc123", f"token={REDACTED}"),
+        ("my-client/1.0 token=abc123 (X11)", f"my-client/1.0 token={REDACTED} (X11)"),
+        ("app (compatible,api_key=k) v2", f"app (compatible,api_key={REDACTED} v2"),
+        (f"curl/8.5 {JWT}", f"curl/8.5 {REDACTED}"),
+        (f"cut {JWT[:60]}", f"cut {REDACTED}"),
+        ("Mozilla/5.0 (X11; Linux x86_64) Gecko/20100101 Firefox/133.0", None),
         ("", None),
     ],
 )
@@ -189,28 +196,68 @@ class _GunicornResponse:
         self.sent = sent
 
 
-def test_access_fields_redact_the_query_and_carry_the_request_id() -> None:
+def test_access_fields_carry_the_request_id_and_are_written_redacted(capsys: pytest.CaptureFixture[str]) -> None:
     environ: dict[str, Any] = {
         "REQUEST_METHOD": "GET",
         "RAW_URI": f"/api/v1/posts/get_my_posts?limit=2&access_token={JWT}&password=hunter2",
         "PATH_INFO": "/api/v1/posts/get_my_posts",
         "REMOTE_ADDR": "203.0.113.9",
         "REMOTE_PORT": "51234",
-        "HTTP_USER_AGENT": "curl/8",
+        "HTTP_USER_AGENT": f"evil-client/1.0 {JWT} token=r3s3t",
     }
     response = _GunicornResponse("200 OK", [("Content-Type", "application/json"), ("X-Request-ID", "abc")], 42)
     fields = access_fields(response, environ, timedelta(microseconds=1500))
     assert fields == {
         "method": "GET",
-        "path": f"/api/v1/posts/get_my_posts?limit=2&access_token={REDACTED}&password={REDACTED}",
+        "path": environ["RAW_URI"],
         "status": 200,
         "duration_ms": 1.5,
         "bytes": 42,
         "client": "203.0.113.9",
         "client_port": "51234",
-        "user_agent": "curl/8",
+        # Redacted before it is cut to its bound, so a cut token is redacted whole.
+        "user_agent": f"evil-client/1.0 {REDACTED} token={REDACTED}",
         "request_id": "abc",
     }
+    # A token cut by the bound is still redacted whole.
+    long_agent = {**environ, "HTTP_USER_AGENT": "x" * 150 + " " + JWT}
+    assert access_fields(response, long_agent, timedelta(0))["user_agent"] == "x" * 150 + " " + REDACTED
+    # Written, every field is redacted, in both formats.
+    path = f"/api/v1/posts/get_my_posts?limit=2&access_token={REDACTED}&password={REDACTED}"
+    agent = f"evil-client/1.0 {REDACTED} token={REDACTED}"
+    args = ("GET", fields["path"], 200)
+    record = logging.LogRecord("gunicorn.access", logging.INFO, __file__, 1, "%s %s %s", args, None)
+    record.__dict__.update(fields)
+    written = JsonFormatter().format(record)
+    assert {key: json.loads(written)[key] for key in ("message", "path", "user_agent", "status")} == {
+        "message": f"GET {path} 200",
+        "path": path,
+        "user_agent": agent,
+        "status": 200,
+    }
+    console = ConsoleFormatter().format(record)
+    assert f"path={path}" in console and f"user_agent={agent}" in console
+    for line in (written, console):
+        assert JWT not in line and "hunter2" not in line and "r3s3t" not in line
+
+
+@pytest.mark.parametrize("formatter", [JsonFormatter(), ConsoleFormatter()], ids=["json", "console"])
+def test_every_field_of_every_record_is_redacted(formatter: logging.Formatter) -> None:
+    extra: dict[str, Any] = {
+        "text": f"Bearer {JWT}",
+        "listed": ["fine", "password=hunter2"],
+        "mapping": {"url": "mysql://posts:s3cret@db/posts"},
+        "other": RuntimeError("token=abc123"),
+        "number": 3,
+        "missing": None,
+        "request_id": "rid-1",
+    }
+    record = logging.LogRecord("posts.test", logging.INFO, __file__, 1, "a record with fields", (), None)
+    record.__dict__.update(extra)
+    line = formatter.format(record)
+    for secret in (JWT, "hunter2", "s3cret", "abc123"):
+        assert secret not in line, (secret, line)
+    assert line.count(REDACTED) == 4 and "fine" in line and "rid-1" in line
 
 
 def test_a_bad_setting_is_named_without_its_value() -> None:

@@ -25,7 +25,7 @@ from models.tables import Base, UserRow
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 ALEMBIC_INI = Path(__file__).resolve().parent.parent / "alembic.ini"
-TABLES = {"users", "posts", "password_reset_tokens"}
+TABLES = {"users", "posts", "password_reset_tokens", "password_reset_mails"}
 
 
 def alembic_config(database_url: str) -> Config:
@@ -198,6 +198,68 @@ def test_0003_turns_the_cut_off_into_a_session_generation_and_back(database_url:
     cut_offs = {row["email_address"]: row["tokens_valid_after"] for row in rows}
     assert cut_offs["ada@example.com"] is not None
     assert cut_offs["bob@example.com"] is None
+    command.downgrade(config, "base")
+
+
+def test_0005_carries_the_mail_window_over_into_the_log_and_back(database_url: str) -> None:
+    config = alembic_config(database_url)
+    command.upgrade(config, "0004")
+    started, last = datetime(2026, 12, 8, 12, 0), datetime(2026, 12, 8, 12, 9)
+    ids = {email: uuid.uuid4().hex for email in ("ada@example.com", "bob@example.com")}
+    engine = create_engine(database_url, poolclass=NullPool)
+    try:
+        with engine.begin() as connection:
+            for email, user_id in ids.items():
+                connection.execute(
+                    text(
+                        "INSERT INTO users (id, email_address, password_hash, created_at, updated_at)"
+                        " VALUES (:id, :email, 'hash', :now, :now)"
+                    ),
+                    {"id": user_id, "email": email, "now": started},
+                )
+            # Ada's window holds three mails (the first at its start, the last with her token); Bob's one.
+            for user_id, mails, token in ((ids["ada@example.com"], 3, "a"), (ids["bob@example.com"], 1, "b")):
+                connection.execute(
+                    text(
+                        "INSERT INTO password_reset_tokens (token_hash, user_id, created_at, expires_at,"
+                        " session_generation, window_started_at, mails_in_window)"
+                        " VALUES (:hash, :user_id, :last, :last, 0, :started, :mails)"
+                    ),
+                    {"hash": token * 64, "user_id": user_id, "last": last, "started": started, "mails": mails},
+                )
+        command.upgrade(config, "0005")
+        with engine.connect() as connection:
+            logged = sorted(
+                (uuid.UUID(str(row.user_id)).hex, str(row.issued_at)[:19])
+                for row in connection.execute(text("SELECT user_id, issued_at FROM password_reset_mails"))
+            )
+            token_columns = {column["name"] for column in inspect(connection).get_columns("password_reset_tokens")}
+        # Never fewer mails than were sent: the first at the window's start, the others at the last.
+        assert logged == sorted(
+            [
+                (ids["ada@example.com"], "2026-12-08 12:00:00"),
+                (ids["ada@example.com"], "2026-12-08 12:09:00"),
+                (ids["ada@example.com"], "2026-12-08 12:09:00"),
+                (ids["bob@example.com"], "2026-12-08 12:00:00"),
+            ]
+        )
+        assert not {"window_started_at", "mails_in_window"} & token_columns
+
+        command.downgrade(config, "0004")
+        with engine.connect() as connection:
+            windows = {
+                uuid.UUID(str(row.user_id)).hex: (str(row.window_started_at)[:19], row.mails_in_window)
+                for row in connection.execute(
+                    text("SELECT user_id, window_started_at, mails_in_window FROM password_reset_tokens")
+                )
+            }
+        assert windows == {
+            ids["ada@example.com"]: ("2026-12-08 12:00:00", 3),
+            ids["bob@example.com"]: ("2026-12-08 12:00:00", 1),
+        }
+        assert "password_reset_mails" not in table_names(database_url)
+    finally:
+        engine.dispose()
     command.downgrade(config, "base")
 
 

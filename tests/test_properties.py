@@ -13,13 +13,8 @@ from sqlalchemy import func, select
 
 from models.tables import PostRow, UserRow
 from resources import resources
-from services.accounts import (
-    MAX_EMAIL_LENGTH,
-    MAX_PASSWORD_LENGTH,
-    MIN_PASSWORD_LENGTH,
-    InvalidEmailError,
-    normalize_email,
-)
+from services.accounts import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from services.emails import MAX_EMAIL_LENGTH, InvalidEmailError, normalize_email
 from tests.support.api import ADD, DELETE, LIST, SIGN_UP, SignUp, bearer
 
 # Bounded and derandomized: the same examples every run, a few seconds per test, no example

@@ -11,7 +11,9 @@ import re
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -26,10 +28,10 @@ from sqlalchemy.exc import IntegrityError
 from config import ConfigError, load_settings
 from mail.outbox import Outbox
 from mail.transport import DEV_LOGGER_NAME
-from models.tables import ResetTokenRow
+from models.tables import ResetMailRow, ResetTokenRow
 from observability.logs import ConsoleFormatter, JsonFormatter
 from observability.redaction import REDACTED, redact
-from resources import resources
+from resources import bind, resources
 from services.recovery import token_hash
 from tests.support.api import ADA, PASSWORD, TEST_SECRET, Api, MakeClient, bearer
 from tests.support.net import free_port
@@ -65,6 +67,20 @@ def token_in(message: EmailMessage) -> str:
     match = _TOKEN.search(text_of(message))
     assert match, text_of(message)
     return match[1]
+
+
+class Clock:
+    """A clock that moves only when told: windows' edges are crossed without waiting for them."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        """Move the clock on by `delta`."""
+        self.now += delta
 
 
 class Recovery:
@@ -103,9 +119,16 @@ class Recovery:
             return int(connection.execute(select(func.count()).select_from(ResetTokenRow)).scalar_one())
 
     def set_row(self, **values: Any) -> None:
-        """Change every stored token row (its expiry, its mail window) in the database itself."""
+        """Change every stored token row (its expiry) in the database itself."""
         with resources(self.app).engine.begin() as connection:
             connection.execute(update(ResetTokenRow).values(**values))
+
+    def use_clock(self, clock: Clock | None = None) -> Clock:
+        """Give the app's recovery `clock` (default: a new one at the current time); answer it."""
+        clock = clock or Clock(datetime.now(UTC))
+        found = resources(self.app)
+        bind(self.app, replace(found, reset_policy=replace(found.reset_policy, clock=clock)))
+        return clock
 
 
 @pytest.fixture
@@ -265,6 +288,7 @@ def test_the_alias_email_is_accepted(rec: Recovery, smtp_server: SmtpServer) -> 
 
 
 def test_at_most_three_mails_per_address_per_window_silently(rec: Recovery, smtp_server: SmtpServer) -> None:
+    clock = rec.use_clock()
     rec.api.user()
     answers = [rec.api.forgot_password(ADA) for _ in range(5)]
     assert {(r.status_code, r.get_data()) for r in answers} == {(202, answers[0].get_data())}
@@ -273,7 +297,7 @@ def test_at_most_three_mails_per_address_per_window_silently(rec: Recovery, smtp
     # The last mail's token still works: the refused requests replaced nothing.
     last = token_in(smtp_server.received[-1].message)
     # Once the window has passed, mail goes out again.
-    rec.set_row(window_started_at=datetime.now(UTC) - timedelta(minutes=16))
+    clock.advance(timedelta(minutes=15, microseconds=1))
     assert rec.api.forgot_password(ADA).status_code == 202
     rec.settle()
     assert len(smtp_server.wait_for(4)) == 4
@@ -304,22 +328,47 @@ def test_production_without_smtp_host_answers_501(make_client: MakeClient) -> No
         assert response.status_code == 501 and response.get_json() == NOT_CONFIGURED
 
 
-def test_development_without_smtp_host_writes_a_usable_mail_to_the_log(
-    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+def test_development_without_smtp_host_writes_a_usable_mail_to_a_file_and_only_its_path_to_the_log(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
-    rec = Recovery(make_client(app_env="development"), None)
+    mail_dir = tmp_path / "mail"
+    rec = Recovery(make_client(app_env="development", dev_mail_dir=str(mail_dir)), None)
     rec.api.user()
     with caplog.at_level(logging.INFO, logger=DEV_LOGGER_NAME):
         assert rec.api.forgot_password(ADA).status_code == 202
         rec.settle()
+    [written] = mail_dir.glob("*.eml")
+    assert written.stat().st_mode & 0o777 == 0o600  # a live reset link: its owner's only
+    message = message_from_bytes(written.read_bytes(), policy=policy.default)
+    assert isinstance(message, EmailMessage) and message["To"] == ADA
+    token = token_in(message)
     [record] = [r for r in caplog.records if r.name == DEV_LOGGER_NAME]
-    assert ADA in record.getMessage()
-    mail_text: str = record.__dict__["mail_text"]
-    match = _TOKEN.search(mail_text)
-    assert match
-    # The message line itself is redacted like any other; the field keeps the link usable.
-    assert REDACTED not in mail_text
-    assert rec.api.reset_password(match[1], NEW_PASSWORD).status_code == 200
+    assert ADA in record.getMessage() and str(written) in record.getMessage()
+    # The log names the file, never the link: no field of the line holds the token, however written.
+    for formatter in (ConsoleFormatter(), JsonFormatter()):
+        assert token not in formatter.format(record)
+    assert token not in caplog.text
+    assert rec.api.reset_password(token, NEW_PASSWORD).status_code == 200
+
+
+def test_the_development_mail_directory_is_made_when_missing_and_a_failure_is_counted(
+    make_client: MakeClient, tmp_path: Path
+) -> None:
+    nested = tmp_path / "a" / "b"
+    rec = Recovery(make_client(app_env="development", dev_mail_dir=str(nested), mail_attempts=1), None)
+    rec.api.user()
+    assert rec.api.forgot_password(ADA).status_code == 202
+    rec.settle()
+    assert len(list(nested.glob("*.eml"))) == 1
+    # A path that cannot be a directory: the mail fails like an unreachable SMTP server would.
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    broken = Recovery(make_client(app_env="development", dev_mail_dir=str(blocker), mail_attempts=1), None)
+    broken.api.user("bob@example.com")
+    failed = sample("posts_api_mail_failed_total")
+    assert broken.api.forgot_password("bob@example.com").status_code == 202
+    broken.settle()
+    assert sample("posts_api_mail_failed_total") == failed + 1
 
 
 def test_a_dead_smtp_server_costs_a_counted_failure_after_bounded_retries(
@@ -496,8 +545,6 @@ def test_a_token_row_always_names_an_account(rec: Recovery) -> None:
         "created_at": now,
         "expires_at": now,
         "session_generation": 0,
-        "window_started_at": now,
-        "mails_in_window": 1,
     }
     with pytest.raises(IntegrityError), resources(rec.app).engine.begin() as connection:
         connection.execute(insert(ResetTokenRow).values(**row))
@@ -584,3 +631,109 @@ def test_the_mail_limit_holds_across_hosts_sharing_the_database(
         host.settle()
     assert len(smtp_server.received) == 3
     assert hosts[0].token_rows() == 1
+
+
+def _device_cookie(response: Any) -> str | None:
+    """The `device=...` pair a response sets, if it sets one."""
+    for header in response.headers.getlist("Set-Cookie"):
+        if header.startswith("device="):
+            pair: str = header.split(";", 1)[0]
+            return pair
+    return None
+
+
+def test_a_reset_by_mail_signs_the_resetting_client_in_despite_a_strangers_lockout(
+    rec: Recovery, smtp_server: SmtpServer
+) -> None:
+    owner_device = _device_cookie(rec.api.sign_up())  # the owner's old device, under the old password
+    assert owner_device is not None
+    # A stranger's failed sign-ins lock the account for every client without a device cookie.
+    for _ in range(5):
+        assert rec.api.sign_in(ADA, "a stranger's guess").status_code == 401
+    assert rec.api.sign_in(ADA, PASSWORD).status_code == 429
+    # The owner, on a client that never signed in, proves the mailbox.
+    token = rec.mail_token()
+    refused = rec.api.reset_password("not-a-token-we-issued", NEW_PASSWORD)
+    assert refused.status_code == 400 and _device_cookie(refused) is None
+    reset = rec.api.reset_password(token, NEW_PASSWORD)
+    assert reset.status_code == 200, reset.get_json()
+    resetting_device = _device_cookie(reset)
+    assert resetting_device is not None and "HttpOnly" in reset.headers["Set-Cookie"]
+    # That client signs in with the new password: 200, not 429.
+    signed_in = rec.api.sign_in(ADA, NEW_PASSWORD, headers={"Cookie": resetting_device})
+    assert signed_in.status_code == 200, signed_in.get_json()
+    # Everyone else is still a stranger: no cookie, or a cookie for the password the reset replaced.
+    assert rec.api.sign_in(ADA, NEW_PASSWORD).status_code == 429
+    assert rec.api.sign_in(ADA, NEW_PASSWORD, headers={"Cookie": owner_device}).status_code == 429
+
+
+WINDOW = timedelta(minutes=15)
+
+
+class MailLog:
+    """Asks for reset mails at the times of `clock` and notes when each one that went out was asked for."""
+
+    def __init__(self, rec: Recovery, smtp: SmtpServer, clock: Clock) -> None:
+        self.rec, self.smtp, self.clock = rec, smtp, clock
+        self.sent_at: list[datetime] = []
+
+    def ask(self, times: int = 1) -> int:
+        """Ask `times` times now; how many mails went out."""
+        for _ in range(times):
+            before = len(self.smtp.received)
+            assert self.rec.api.forgot_password(ADA).status_code == 202
+            self.rec.settle()
+            if len(self.smtp.received) > before:
+                self.sent_at.append(self.clock())
+        return len(self.smtp.received)
+
+    def most_in_any_window(self) -> int:
+        """The most mails within any span of the window's length (closed at both ends)."""
+        return max(
+            (sum(1 for other in self.sent_at if start <= other <= start + WINDOW) for start in self.sent_at), default=0
+        )
+
+
+def test_at_most_three_mails_in_any_fifteen_minutes_across_a_windows_edge(
+    rec: Recovery, smtp_server: SmtpServer
+) -> None:
+    mails = MailLog(rec, smtp_server, rec.use_clock())
+    rec.api.user()
+    assert mails.ask() == 1
+    mails.clock.advance(WINDOW - timedelta(milliseconds=100))
+    assert mails.ask(3) == 3  # two more, then the limit
+    # 200 ms later a fixed window would begin afresh (3 more mails); only the first mail has left.
+    mails.clock.advance(timedelta(milliseconds=200))
+    assert mails.ask(3) == 4
+    # Exactly at the window's length after the second and third mails, they still count ...
+    mails.clock.advance(WINDOW - timedelta(milliseconds=200))
+    assert mails.ask() == 4
+    # ... and a microsecond later they do not.
+    mails.clock.advance(timedelta(microseconds=1))
+    assert mails.ask(3) == 6
+    assert mails.most_in_any_window() == 3
+    # The log keeps no more than the window needs.
+    with resources(rec.app).engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(ResetMailRow)).scalar_one() == 3
+
+
+def test_a_successful_reset_and_newer_tokens_forget_no_mail(rec: Recovery, smtp_server: SmtpServer) -> None:
+    mails = MailLog(rec, smtp_server, rec.use_clock())
+    rec.api.user()
+    assert mails.ask(3) == 3  # each one a newer token, replacing the one before
+    last = token_in(smtp_server.received[-1].message)
+    mails.clock.advance(timedelta(minutes=1))
+    assert rec.api.reset_password(last, NEW_PASSWORD).status_code == 200
+    assert rec.token_rows() == 0
+    # The reset spent the token, not the mails: nothing more goes out until the window has passed.
+    assert mails.ask(3) == 3
+    mails.clock.advance(WINDOW - timedelta(minutes=1, microseconds=1))
+    assert mails.ask() == 3
+    mails.clock.advance(timedelta(microseconds=2))
+    assert mails.ask(4) == 6
+    assert mails.most_in_any_window() == 3
+    # The mails of a deleted account go with it.
+    signed_in = rec.api.sign_in(ADA, NEW_PASSWORD)
+    assert rec.api.delete_account(signed_in.get_json()["access_token"], NEW_PASSWORD).status_code == 200
+    with resources(rec.app).engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(ResetMailRow)).scalar_one() == 0

@@ -25,7 +25,7 @@ from flask import Response, after_this_request, current_app, request
 from itsdangerous import BadData, URLSafeTimedSerializer
 
 import request_state
-from blueprints.auth.attempts import SIGNED_IN_ATTEMPTS, attempted_email
+from blueprints.auth.attempts import SIGNED_IN_ATTEMPTS, attempted_address
 from blueprints.auth.tokens import current_user_id
 from config import DEVICE_COOKIE_LIFETIME_KEY
 from dependencies import account_service
@@ -99,8 +99,8 @@ def _attempted_account_version() -> tuple[str, str] | None:
         user_id = current_user_id()
         version = accounts.password_version(user_id)
         return None if version is None else (user_id.hex, version)
-    email = attempted_email()
-    found = accounts.password_version_by_email(email) if email else None
+    address = attempted_address()
+    found = None if address is None else accounts.password_version_by_email(address)
     return None if found is None else (found[0].hex, found[1])
 
 

@@ -19,7 +19,7 @@ from typing import ParamSpec, TypeVar
 
 from flask import Response, current_app, request
 
-from blueprints.auth.attempts import SIGNED_IN_ATTEMPTS, attempted_account, attempted_email
+from blueprints.auth.attempts import SIGNED_IN_ATTEMPTS, attempted_account, attempted_address
 from blueprints.auth.devices import trusted_device
 from blueprints.auth.tokens import current_user_id
 from config import AUTH_PER_ADDRESS_KEY, DEVICE_SIGN_IN_FAILURES_KEY, SIGN_IN_FAILURES_KEY
@@ -105,7 +105,7 @@ def one_attempt_at_a_time(view: Callable[P, R]) -> Callable[P, R]:
         if request.endpoint in SIGNED_IN_ATTEMPTS:
             account_service().take_turn(user_id=current_user_id())
         else:
-            account_service().take_turn(email_address=attempted_email())
+            account_service().take_turn(email_address=attempted_address())
         return view(*args, **kwargs)
 
     return wrapper

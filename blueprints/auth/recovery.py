@@ -12,8 +12,9 @@ from typing import Any
 from flask import Flask
 
 import request_state
+from blueprints.auth.devices import remember_device
 from blueprints.auth.limits import limit_auth_per_address
-from blueprints.auth.routes import NO_STORE, blp
+from blueprints.auth.routes import NO_STORE, SET_DEVICE_COOKIE, blp
 from blueprints.auth.schemas import (
     EXAMPLE_EMAIL,
     EXAMPLE_NEW_PASSWORD,
@@ -26,6 +27,7 @@ from blueprints.openapi import errors
 from dependencies import recovery_service
 from mail.outbox import Outbox
 from resources import resources
+from services.emails import EmailAddress
 from services.errors import RecoveryNotConfiguredError
 
 REQUESTED = "If the address has an account, a reset link is on its way."
@@ -44,7 +46,7 @@ def _outbox() -> tuple[Flask, Outbox]:
     return found.app, found.outbox
 
 
-def prepare_reset_mail(app: Flask, email_address: str) -> EmailMessage | None:
+def prepare_reset_mail(app: Flask, email_address: EmailAddress) -> EmailMessage | None:
     """The outbox's job for one request: issue the token and build the mail, in an app context of its own."""
     with app.app_context():
         return recovery_service().reset_mail(email_address)
@@ -73,18 +75,22 @@ def forgot_password(payload: dict[str, Any]) -> tuple[dict[str, str], dict[str, 
 @blp.route("/reset_password", methods=["POST"])
 @limit_auth_per_address
 @blp.arguments(ResetPasswordSchema, example=RESET_EXAMPLE)
-@blp.response(200, PasswordResetSchema)
+@blp.response(200, PasswordResetSchema, headers=SET_DEVICE_COOKIE)
 @errors(blp, 400, 429, 501, 503)
 def reset_password(payload: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
     """Reset my password with the token from the mail
 
     Sets the new password (8 to 256 characters) and ends every session of the account, as a
-    password change does: sign in again with the new password. A token that is unknown,
-    expired, already used, or superseded (a newer mail was sent, or the password changed or
-    the sessions ended since) is 400; so is a `confirm_password` that differs.
+    password change does: sign in again with the new password. Like a sign-in, a reset gives
+    this client a fresh device cookie, so other clients' failed sign-ins do not lock it out.
+    A token that is unknown, expired, already used, or superseded (a newer mail was sent, or
+    the password changed or the sessions ended since) is 400; so is a `confirm_password` that
+    differs.
     """
     _outbox()
-    request_state.current().user_id = recovery_service().reset_password(
-        payload["token"], payload["new_password"], payload["confirm_password"]
-    )
+    reset = recovery_service().reset_password(payload["token"], payload["new_password"], payload["confirm_password"])
+    request_state.current().user_id = reset.user_id
+    # Proof of the mailbox is a successful sign-in for this client: a stranger's failures since
+    # must not lock out the owner who just reset (the old cookies were for the old password).
+    remember_device(reset.user_id, reset.password_version)
     return {"status": "password reset"}, NO_STORE

@@ -10,7 +10,7 @@ from flask_jwt_extended import jwt_required
 from marshmallow import ValidationError
 
 import request_state
-from blueprints.auth.attempts import FORM_TYPES
+from blueprints.auth.attempts import FORM_TYPES, attempted_address
 from blueprints.auth.devices import COOKIE_NAME, remember_device
 from blueprints.auth.limits import (
     limit_auth_per_address,
@@ -155,20 +155,23 @@ def sign_in() -> tuple[dict[str, Any], dict[str, str]]:
     it got then: such a client has its own limit (default 5 failures in 15 minutes), so
     other clients' failures never lock it out.
     """
-    email, password = _credentials()
-    return _user_with_tokens(account_service().sign_in(email, password)), NO_STORE
+    password = _validated_password()
+    # The email the body names, normalized once for this request (the limits used it already).
+    return _user_with_tokens(account_service().sign_in(attempted_address(), password)), NO_STORE
 
 
-def _credentials() -> tuple[str, str]:
-    """Email and password from the form or the JSON body, validated by their schemas."""
+def _validated_password() -> str:
+    """The password of the form or the JSON body, once the body passed its schema (its email included)."""
     if request.mimetype in FORM_TYPES:
         form = SignInFormSchema().load(request.form.to_dict())
-        return form["username"], form["password"]
+        password: str = form["password"]
+        return password
     payload = request.get_json(silent=True, force=True)
     if payload is None:
         raise ValidationError("Invalid JSON body.")
     data = SignInJsonSchema().load(payload)
-    return data["email_address"], data["password"]
+    password = data["password"]
+    return password
 
 
 @blp.route("/refresh_token", methods=["GET"])

@@ -7,14 +7,8 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
 from blueprints.schemas import RequestSchema
-from services.accounts import (
-    MAX_EMAIL_LENGTH,
-    MAX_PASSWORD_LENGTH,
-    MIN_PASSWORD_LENGTH,
-    InvalidEmailError,
-    check_password,
-    normalize_email,
-)
+from services.accounts import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, check_password
+from services.emails import MAX_EMAIL_LENGTH, EmailAddress, InvalidEmailError, normalize_email
 from services.errors import InvalidPasswordError
 
 # One example account across the docs: sign up with it, then sign in with it (Swagger UI's
@@ -27,9 +21,9 @@ MAX_RESET_TOKEN_LENGTH = 512
 
 
 class EmailField(fields.String):
-    """An email address, validated for syntax and length and returned in its stored (lowercase) form."""
+    """An email address, validated for syntax and length and returned in its normal (stored) form."""
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> EmailAddress:
         text = super()._deserialize(value, attr, data, **kwargs)
         try:
             return normalize_email(text)
@@ -74,7 +68,7 @@ class SignUpSchema(RequestSchema):
 
 
 def _sign_in_email() -> fields.String:
-    """The email of a sign-in: only bounded here; an invalid one simply matches no account."""
+    """The email of a sign-in: only bounded here (the view normalizes it); an invalid one matches no account."""
     return fields.String(
         required=True, validate=validate.Length(1, MAX_EMAIL_LENGTH), metadata={"example": EXAMPLE_EMAIL}
     )

@@ -49,6 +49,9 @@ def test_a_production_run_logs_only_json_with_request_ids_and_a_traceback(
     # Tokens are never read from the query string (401), and never written from it to the log.
     call("log-jwt-query", "GET", f"{LIST}?access_token={access_token}", 401)
     call("log-list", "GET", LIST, 200, headers=bearer(access_token))
+    # A client that puts its token in the User-Agent (and a reset token, as a parameter).
+    agent = f"leaky-client/1.0 {access_token} token=r3s3t-t0k3n"
+    call("log-agent", "GET", LIST, 200, headers={**bearer(access_token), "User-Agent": agent})
     call("log-metrics", "GET", "/metrics", 404)  # not on the API's port
     # An unhandled error: a corrupted row breaks reading the listing, a 500 on every backend.
     insert_unreadable_post(database_url, tokens["id"])
@@ -76,6 +79,9 @@ def test_a_production_run_logs_only_json_with_request_ids_and_a_traceback(
         assert (line["path"], line["status"]) == (path, status), line
         assert isinstance(line["duration_ms"], float) and isinstance(line["pid"], int)
         assert line["method"] in ("GET", "POST") and line["client"] == "127.0.0.1"
+    # Every field is redacted, the user agent included.
+    assert access["log-agent"]["user_agent"] == f"leaky-client/1.0 {REDACTED} token={REDACTED}"
+    assert str(access["log-list"]["user_agent"]).startswith("python-requests/")
     # Audit lines, through the same handler.
     audit = {record["request_id"]: record for record in by_logger["posts.audit"]}
     assert (audit["log-sign-up"]["event"], audit["log-boom"]["event"]) == ("sign_up", "server_error")
@@ -92,7 +98,8 @@ def test_a_production_run_logs_only_json_with_request_ids_and_a_traceback(
     # Metrics are off unless METRICS_PORT is set.
     assert not any("metrics" in message for message in messages)
     # No secret reached the log.
-    for secret in ("t0ps3cret", "hunter2hunter2", PASSWORD, email, access_token, *access_token.split(".")[1:]):
+    secrets = ("t0ps3cret", "hunter2hunter2", "r3s3t-t0k3n", PASSWORD, email, access_token)
+    for secret in (*secrets, *access_token.split(".")[1:]):
         assert secret not in log, secret
 
 

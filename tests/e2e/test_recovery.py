@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from email.message import EmailMessage
 from typing import Any
 
 import pytest
@@ -40,13 +41,16 @@ def _forgot(base: str, email: str) -> requests.Response:
     return requests.post(base + FORGOT_PASSWORD, json={"email_address": email}, headers=CLOSE, timeout=TIMEOUT)
 
 
-def _token_of(smtp: SmtpServer, count: int) -> str:
-    message = smtp.wait_for(count, timeout=30)[count - 1].message
+def _token_in(message: EmailMessage) -> str:
     part = message.get_body(preferencelist=("plain",))
     assert part is not None
     match = _TOKEN.search(str(part.get_content()))
     assert match
     return match[1]
+
+
+def _token_of(smtp: SmtpServer, count: int) -> str:
+    return _token_in(smtp.wait_for(count, timeout=30)[count - 1].message)
 
 
 def _reset(base: str, token: str) -> requests.Response:
@@ -198,3 +202,78 @@ def test_timing_figures(
     # Loose on purpose (shared CI machines): the same order of magnitude, never the mail's time.
     for known, unknown in figures.values():
         assert known < 1000 and unknown < 1000
+
+
+HOSTS = 3
+TARGET = "ada@example.com"
+
+
+def _forgot_all_at_once(bases: list[str], emails: list[str]) -> list[int]:
+    """One reset-mail request per entry of `emails`, released together, spread over `bases`; their statuses."""
+    start = threading.Barrier(len(emails))
+
+    def ask(index: int) -> int:
+        start.wait(timeout=TIMEOUT)
+        return _forgot(bases[index % len(bases)], emails[index]).status_code
+
+    with ThreadPoolExecutor(len(emails)) as pool:
+        return list(pool.map(ask, range(len(emails))))
+
+
+def _drain(bases: list[str], smtp: SmtpServer) -> None:
+    """Wait until every host's outbox has done every job queued so far.
+
+    Each host has one worker, whose outbox does its jobs in order: once a marker account's mail,
+    asked for through that host after the others, has arrived, the jobs before it are done.
+    """
+    markers = [f"marker{index}@example.com" for index in range(len(bases))]
+
+    def marker_mails() -> list[int]:
+        return [sum(1 for item in smtp.received if marker in item.recipients) for marker in markers]
+
+    wanted = [count + 1 for count in marker_mails()]
+    for base, marker in zip(bases, markers, strict=True):
+        assert _forgot(base, marker).status_code == 202
+    deadline = time.monotonic() + TIMEOUT
+    while marker_mails() != wanted:
+        assert time.monotonic() < deadline, f"marker mails {marker_mails()}, wanted {wanted}"
+        time.sleep(0.05)
+
+
+def _mails_to(smtp: SmtpServer) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for item in smtp.received:
+        for recipient in item.recipients:
+            if not recipient.startswith("marker"):
+                counts[recipient] = counts.get(recipient, 0) + 1
+    return counts
+
+
+def test_the_mail_limit_holds_across_hosts_under_concurrency_and_across_a_reset(
+    start_server: StartServer, shared_database: str, smtp_server: SmtpServer
+) -> None:
+    # Three hosts of one worker each on one MariaDB: three processes issue tokens at once, for
+    # one address past its limit and for others beside it (their inserts must not deadlock).
+    env = {"WEB_CONCURRENCY": "1", "RATE_LIMIT_AUTH_PER_ADDRESS": "100000 per minute", **mail_env(smtp_server.port)}
+    servers = [start_server(shared_database, create_tables=index == 0, **env) for index in range(HOSTS)]
+    bases = [server.base for server in servers]
+    others = [f"user{index}@example.com" for index in range(8)]
+    for email in [TARGET, *others, *(f"marker{index}@example.com" for index in range(HOSTS))]:
+        sign_up(bases[0], email)
+
+    first = [TARGET] * 12 + [email for email in others[:4] for _ in range(3)]
+    assert _forgot_all_at_once(bases, first) == [202] * len(first)
+    _drain(bases, smtp_server)
+    assert _mails_to(smtp_server) == {TARGET: 3, **{email: 3 for email in others[:4]}}
+
+    # Hosts deliver in their own order: whichever of the three tokens was issued last resets.
+    tokens = [_token_in(item.message) for item in smtp_server.received if TARGET in item.recipients]
+    assert sorted(_reset(bases[1], token).status_code for token in tokens) == [200, 400, 400]
+
+    # The reset spent the token, not the mails: the window still holds three.
+    second = [TARGET] * 12 + [email for email in others[4:] for _ in range(2)] + others[:4]
+    assert _forgot_all_at_once(bases, second) == [202] * len(second)
+    _drain(bases, smtp_server)
+    assert _mails_to(smtp_server) == {TARGET: 3, **{email: 3 for email in others[:4]}, **{e: 2 for e in others[4:]}}
+    assert "Deadlock" not in "".join(server.log() for server in servers), "a mail job deadlocked"
+    print(f"\n{len(first) + len(second)} reset-mail requests over {HOSTS} hosts, a reset between: {TARGET} got 3 mails")
