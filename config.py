@@ -27,7 +27,10 @@ INSTANCE_DIR = ROOT_DIR / "instance"
 MIN_SECRET_BYTES = 32
 MAX_BODY_BYTES = 1024 * 1024
 JWT_ALGORITHM = "HS256"
-DEFAULT_PASSWORD_RESET_URL = "http://127.0.0.1:8000/reset-password?token={token}"  # noqa: S105 - a template
+# The service serves no reset page (that is the client's; production must name it). The
+# development default opens the service's own Swagger UI, where reset_password takes the token;
+# as a fragment, the token never reaches a server or its access log.
+DEFAULT_PASSWORD_RESET_URL = "http://127.0.0.1:8000/docs#token={token}"  # noqa: S105 - a template
 
 CacheBackend = Literal["simple", "filesystem", "redis"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
@@ -319,6 +320,13 @@ def test_development_without_smtp_host_writes_a_usable_mail_to_the_log(
     assert match
     # The message line itself is redacted like any other; the field keeps the link usable.
     assert REDACTED not in mail_text
+    # The default link leads to a page this service serves (its Swagger UI, where
+    # reset_password takes the token); the token rides in the fragment, never sent to a server.
+    [link] = [word for word in mail_text.split() if word.startswith("http")]
+    page = urlsplit(link)
+    assert (page.fragment, page.query) == (f"token={match[1]}", "")
+    served = rec.api.client.get(page.path)
+    assert served.status_code == 200 and served.mimetype == "text/html"
     assert rec.api.reset_password(match[1], NEW_PASSWORD).status_code == 200
 
 
