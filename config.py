@@ -295,8 +295,9 @@ def load_env_file() -> None:
     switch (FLASK_SKIP_DOTENV=1 turns it off).
     """
     from flask.cli import load_dotenv
+    from flask.helpers import get_load_dotenv
 
-    load_dotenv()
+    load_dotenv(load_defaults=get_load_dotenv())
 
 
 def describe(error: ValidationError) -> str:
