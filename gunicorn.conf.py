@@ -11,22 +11,24 @@ from __future__ import annotations
 
 import os
 
-from config import ConfigError, load_env_file, load_server_settings
-from observability.logs import refuse_to_start
+# _private names only: gunicorn takes every other module-level name for a setting (even a
+# module: `config` is its -c option).
+import config as _config
+from observability import logs as _logs
 
-load_env_file()
+_config.load_env_file()
 try:
-    server_settings = load_server_settings()
-except ConfigError as error:
-    refuse_to_start(f"Error: {error}")
+    _server = _config.load_server_settings()
+except _config.ConfigError as _error:
+    _logs.refuse_to_start(f"Error: {_error}")
 
 # --- Socket ----------------------------------------------------------------------------
 # PaaS platforms hand the port in PORT; GUNICORN_BIND replaces the whole address
 # (e.g. "127.0.0.1:9000" or "unix:/run/posts.sock").
-bind = server_settings.bind
+bind = _server.bind
 
 # --- Concurrency -----------------------------------------------------------------------
-workers = server_settings.web_concurrency
+workers = _server.web_concurrency
 # gevent, hardened (serving/worker.py; the measurements are in docs/serving.md):
 # a connection costs a greenlet rather than a thread, so clients that trickle their headers or
 # bodies cannot occupy the few slots every other request needs, as they would with a few threads
@@ -34,7 +36,7 @@ workers = server_settings.web_concurrency
 worker_class = "serving.worker.Worker"
 # Connections each worker holds at once (idle keep-alive and slow ones included); past it a
 # worker stops accepting until one closes.
-worker_connections = server_settings.worker_connections
+worker_connections = _server.worker_connections
 # preload_app stays off (the default): the app must load in each worker, after the fork,
 # since database pools and cache clients are not fork-safe (and gevent patches them there).
 
@@ -69,7 +71,7 @@ keepalive = 5
 logger_class = "observability.gunicorn_logger.GunicornLogger"
 accesslog = "-"
 errorlog = "-"
-loglevel = server_settings.log_level.lower()
+loglevel = _server.log_level.lower()
 
 
 # --- Hooks (observability.gunicorn_hooks, serving.memory) ------------------------------
