@@ -1,4 +1,4 @@
-# Posts API image: gunicorn serving wsgi:app with the settings in gunicorn.conf.py.
+# Posts API image: gunicorn serving wsgi:app (`python -m serving`) with the settings in gunicorn.conf.py.
 # Two stages: uv resolves the locked runtime dependencies in the first; the second holds the
 # virtualenv and the service's code only (no uv, no dev tools, no tests, no benchmark).
 
@@ -33,6 +33,7 @@ RUN useradd --system --create-home --uid 10001 app \
 USER app
 
 EXPOSE 8000
-# gunicorn drains requests for up to graceful_timeout on SIGTERM. The same image runs the
+# `python -m serving` checks the server settings, then runs gunicorn (gunicorn.conf.py), which
+# drains requests for up to graceful_timeout on SIGTERM. The same image runs the
 # migrations: `alembic upgrade head` (docker-compose.yml's migrate service).
-CMD ["gunicorn", "wsgi:app"]
+CMD ["python", "-m", "serving"]

@@ -29,7 +29,10 @@ INSTANCE_DIR = ROOT_DIR / "instance"
 MIN_SECRET_BYTES = 32
 MAX_BODY_BYTES = 1024 * 1024
 JWT_ALGORITHM = "HS256"
-DEFAULT_PASSWORD_RESET_URL = "http://127.0.0.1:8000/reset-password?token={token}"  # noqa: S105 - a template
+# The service serves no reset page (that is the client's; production must name it). The
+# development default opens the service's own Swagger UI, where reset_password takes the token;
+# as a fragment, the token never reaches a server or its access log.
+DEFAULT_PASSWORD_RESET_URL = "http://127.0.0.1:8000/docs#token={token}"  # noqa: S105 - a template
 
 CacheBackend = Literal["simple", "filesystem", "redis"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -320,7 +323,7 @@ class Settings(BaseSettings):
     @field_validator("rate_limit_sign_in_failures", "rate_limit_auth_per_address", "rate_limit_device_sign_in_failures")
     @classmethod
     def _a_rate_limit(cls, value: str) -> str:
-        problem = f"not a rate limit such as '5 per 15 minutes': {value!r}"
+        problem = "not a rate limit such as '5 per 15 minutes'"
         try:
             parsed = parse_many(value)
         except ValueError as exc:
@@ -360,6 +363,58 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         return _MappingSettings(**{**values, **overrides})
     except ValidationError as exc:
         raise ConfigError(describe(exc)) from None
+
+
+class ServerSettings(BaseSettings):
+    """gunicorn's knobs (gunicorn.conf.py) and the worker's body deadline (serving/worker.py), validated at once."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", hide_input_in_errors=True)
+
+    web_concurrency: int = Field(default=2, ge=1)
+    worker_connections: int = Field(default=1000, ge=1)
+    body_timeout_seconds: float = Field(default=15.0, gt=0, allow_inf_nan=False)
+    port: int = Field(default=8000, ge=1, le=65535)
+    # Replaces the whole address ("127.0.0.1:9000", "unix:/run/posts.sock"); default 0.0.0.0:PORT.
+    gunicorn_bind: str | None = None
+    log_level: LogLevel = "INFO"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("gunicorn_bind", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @property
+    def bind(self) -> str:
+        """Where gunicorn listens."""
+        return self.gunicorn_bind or f"0.0.0.0:{self.port}"
+
+
+def load_server_settings() -> ServerSettings:
+    """The server's knobs from the process environment; ConfigError in one line naming each bad one, never its value."""
+    try:
+        return ServerSettings()
+    except ValidationError as exc:
+        raise ConfigError(describe(exc)) from None
+
+
+def load_env_file() -> None:
+    """Put `.env`'s variables into the process environment, exactly as the `flask` command does.
+
+    Every entry point calls this first (wsgi.py, gunicorn.conf.py, `python -m serving`,
+    migrations/env.py), so `flask run`, the CLI, gunicorn and Alembic read one set of settings:
+    Flask's own function, so the same files (the nearest `.flaskenv` and `.env` from the working
+    directory up), the same precedence (a variable already in the environment wins) and the same
+    switch (FLASK_SKIP_DOTENV=1 turns it off).
+    """
+    from flask.cli import load_dotenv
+    from flask.helpers import get_load_dotenv
+
+    load_dotenv(load_defaults=get_load_dotenv())
 
 
 def describe(error: ValidationError) -> str:

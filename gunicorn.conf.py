@@ -1,22 +1,34 @@
-"""Production gunicorn settings, read from the working directory by `gunicorn wsgi:app`: server knobs only.
+"""Production gunicorn settings, read from the working directory by `python -m serving` (or `gunicorn wsgi:app`).
 
-Every value can be tuned through the environment (PORT, GUNICORN_BIND, WEB_CONCURRENCY,
-WORKER_CONNECTIONS, LOG_LEVEL; BODY_TIMEOUT_SECONDS is read by the worker); command-line flags
-still win over this file. The app's own settings (the cache backend among them) come from
-config.py, like every other entry point.
+Server knobs only. Every value can be tuned through the environment or `.env` (PORT,
+GUNICORN_BIND, WEB_CONCURRENCY, WORKER_CONNECTIONS, LOG_LEVEL; BODY_TIMEOUT_SECONDS is the
+worker's), checked together here (config.ServerSettings) so that a bad one stops the master in
+one line naming it, before it listens; command-line flags still win over this file. The app's
+own settings (the cache backend among them) come from config.py, like every other entry point.
 """
 
 from __future__ import annotations
 
 import os
 
+# _private names only: gunicorn takes every other module-level name for a setting (even a
+# module: `config` is its -c option).
+import config as _config
+from observability import logs as _logs
+
+_config.load_env_file()
+try:
+    _server = _config.load_server_settings()
+except _config.ConfigError as _error:
+    _logs.refuse_to_start(f"Error: {_error}")
+
 # --- Socket ----------------------------------------------------------------------------
 # PaaS platforms hand the port in PORT; GUNICORN_BIND replaces the whole address
 # (e.g. "127.0.0.1:9000" or "unix:/run/posts.sock").
-bind = os.environ.get("GUNICORN_BIND") or f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+bind = _server.bind
 
 # --- Concurrency -----------------------------------------------------------------------
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+workers = _server.web_concurrency
 # gevent, hardened (serving/worker.py; the measurements are in docs/serving.md):
 # a connection costs a greenlet rather than a thread, so clients that trickle their headers or
 # bodies cannot occupy the few slots every other request needs, as they would with a few threads
@@ -24,7 +36,7 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "serving.worker.Worker"
 # Connections each worker holds at once (idle keep-alive and slow ones included); past it a
 # worker stops accepting until one closes.
-worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "1000"))
+worker_connections = _server.worker_connections
 # preload_app stays off (the default): the app must load in each worker, after the fork,
 # since database pools and cache clients are not fork-safe (and gevent patches them there).
 
@@ -59,7 +71,7 @@ keepalive = 5
 logger_class = "observability.gunicorn_logger.GunicornLogger"
 accesslog = "-"
 errorlog = "-"
-loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+loglevel = _server.log_level.lower()
 
 
 # --- Hooks (observability.gunicorn_hooks and .tracing, serving.memory) ----------------

@@ -1,8 +1,9 @@
-"""WSGI entry point: `gunicorn wsgi:app` and `flask --app wsgi`."""
+"""WSGI entry point: `python -m serving` (gunicorn) and `flask --app wsgi`; reads `.env` like every entry point."""
 
 from app import create_app
-from config import ConfigError
+from config import ConfigError, load_env_file
 
+load_env_file()
 try:
     app = create_app()
 except ConfigError as error:

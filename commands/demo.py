@@ -50,7 +50,7 @@ WORDS = [
 @click.option("--seed", type=int, default=None, help="Seed for reproducible post texts.")
 @with_appcontext
 def demo_data(user_count: int, post_count: int, seed: int | None) -> None:
-    """Create demo users (demo-N@example.com) with posts; existing demo users are left alone.
+    """Create demo users demo-N@example.com (password: demo-password) with posts; existing ones are left alone.
 
     Refuses to run with APP_ENV=production.
     """
@@ -72,5 +72,8 @@ def demo_data(user_count: int, post_count: int, seed: int | None) -> None:
             for _ in range(post_count):
                 posts.add(user.id, " ".join(rng.choices(WORDS, k=rng.randint(3, 12))))
                 bar.update(1)
-    click.echo(f"created {created} user(s) with {post_count} post(s) each; skipped {skipped} existing")
+    summary = f"created {created} user(s) with {post_count} post(s) each" if created else "created no user"
+    if skipped:
+        summary += f"; skipped {skipped} existing demo user(s), their posts untouched"
+    click.echo(summary)
     click.echo(f"sign in as demo-N@example.com with password {DEMO_PASSWORD!r}")

@@ -21,12 +21,17 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
 
-from config import ConfigError, Settings, load_settings
+from config import ConfigError, Settings, load_env_file, load_settings
 from models.tables import Base
-from observability.logs import choose_format, configure_logging
+from observability.logs import choose_format, configure_logging, refuse_to_start
 from repositories.database import build_engine
 
 config = context.config
+# `alembic ...` is an entry point like the others; a caller of alembic's API (the tests) keeps
+# its own environment and loggers, and gets exceptions rather than an exit.
+COMMAND_LINE = config.cmd_opts is not None
+if COMMAND_LINE:
+    load_env_file()
 
 
 def _settings() -> Settings:
@@ -34,15 +39,18 @@ def _settings() -> Settings:
     try:
         return load_settings()
     except ConfigError as error:
+        if COMMAND_LINE:
+            refuse_to_start(f"Error: {error}")
         raise SystemExit(f"Error: {error}") from None
 
 
-# Only the command line configures logging (a test process keeps its own loggers): the
-# service's one log stream, JSON in production, with alembic's progress lines at INFO.
-if config.cmd_opts is not None:
+# The service's one log stream, JSON in production, with alembic's progress lines at INFO
+# (the service itself keeps alembic.runtime.migration quiet: observability.logs).
+if COMMAND_LINE:
     _cli_settings = _settings()
     configure_logging(choose_format(_cli_settings.log_format, _cli_settings.app_env), "WARNING")
-    logging.getLogger("alembic").setLevel(logging.INFO)
+    for _name in ("alembic", "alembic.runtime.migration"):
+        logging.getLogger(_name).setLevel(logging.INFO)
 
 target_metadata = Base.metadata
 
@@ -131,7 +139,20 @@ def run_migrations_online() -> None:
         engine.dispose()
 
 
-if context.is_offline_mode():
-    run_migrations_offline()
+def _migrate() -> None:
+    if context.is_offline_mode():
+        run_migrations_offline()
+    else:
+        run_migrations_online()
+
+
+if not COMMAND_LINE:
+    _migrate()
 else:
-    run_migrations_online()
+    try:
+        _migrate()
+    except Exception as exc:
+        # One record (one JSON object in production, the traceback one of its fields) rather
+        # than a bare traceback on standard error.
+        first_line = next(iter(str(exc).splitlines()), "")
+        refuse_to_start(f"Error: migration failed: {type(exc).__name__}: {first_line}", with_traceback=True)

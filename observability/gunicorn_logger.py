@@ -5,7 +5,8 @@ observability.logs puts on the root logger, so they share the app's format. Each
 is a structured record: method, path, status, duration, bytes, client, user agent, the request
 id the app put in the response's X-Request-ID, and with traces on the server span's `trace_id`
 and `span_id` when it was sampled. The formatters redact every one of these fields (a token in
-the query string or in the User-Agent), as they do every record's.
+the query string or in the User-Agent), as they do every record's. Health probes that succeed
+are logged at DEBUG only.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from observability.tracing import TRACE_IDS_ENVIRON
 
 REQUEST_ID_HEADER = "x-request-id"
 MAX_USER_AGENT = 200
+# Load balancers and orchestrators ask these every few seconds: a probe that succeeds is
+# logged at DEBUG, so it is seen only with LOG_LEVEL=DEBUG; one that fails stays at INFO.
+PROBE_PATHS = frozenset({"/healthz", "/readyz"})
 
 
 class GunicornLogger(Logger):  # type: ignore[misc]
@@ -46,6 +50,8 @@ class GunicornLogger(Logger):  # type: ignore[misc]
                 else:
                     handler.setFormatter(formatter_for(log_format))
             logger.propagate = not logger.handlers
+        # gunicorn keeps its access log at INFO whatever the level; DEBUG shows the probes too.
+        self.access_log.setLevel(min(self.loglevel, logging.INFO))
 
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: timedelta) -> None:
         """One structured access record per response (replaces gunicorn's access_log_format line)."""
@@ -53,7 +59,9 @@ class GunicornLogger(Logger):  # type: ignore[misc]
             return
         try:
             fields = access_fields(resp, environ, request_time)
-            self.access_log.info("%s %s %s", fields["method"], fields["path"], fields["status"], extra=fields)
+            probe = environ.get("PATH_INFO") in PROBE_PATHS and fields["status"] < 400
+            level = logging.DEBUG if probe else logging.INFO
+            self.access_log.log(level, "%s %s %s", fields["method"], fields["path"], fields["status"], extra=fields)
         except Exception:
             self.exception("access log failed")
 

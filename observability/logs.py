@@ -18,11 +18,12 @@ structured field, the access log's user agent included (observability.redaction)
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 from flask import has_request_context
 from pythonjsonlogger.core import RESERVED_ATTRS
@@ -41,6 +42,10 @@ _STANDARD = frozenset(RESERVED_ATTRS) | {"request_id", "taskName"}
 # werkzeug's dev-server lines: `127.0.0.1 - - [27/Nov/2026 10:00:00] "GET / HTTP/1.1" 200 -`.
 _DEV_SERVER_LINE = re.compile(r"^(\S+) - - \[[^\]]*\] ")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# Alembic announces itself at INFO: its plugins when it is imported (every worker boot) and its
+# migration context whenever one is made (every /readyz reads the schema's revision through one,
+# repositories/schema.py). Only `alembic upgrade` wants those lines (migrations/env.py).
+QUIET_LOGGERS = ("alembic.runtime.plugins", "alembic.runtime.migration")
 
 
 def choose_format(log_format: str | None, app_env: str | None) -> LogFormat:
@@ -170,6 +175,8 @@ def configure_logging(
                 log_filter.request_id = request_id
     handler.setFormatter(formatter_for(log_format))
     root.setLevel(level.upper() if isinstance(level, str) else level)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     # Python warnings become records too, instead of bare lines on standard error.
     logging.captureWarnings(True)
     return handler
@@ -191,3 +198,15 @@ def include_trace_ids(trace_ids: Callable[[], tuple[str, str] | None] | None) ->
 def init_logging(settings: Settings, request_id: Callable[[], str]) -> None:
     """The app factory's hook: configure logging from the settings; records in a request carry its id."""
     configure_logging(choose_format(settings.log_format, settings.app_env), settings.log_level, request_id)
+
+
+def refuse_to_start(message: str, *, with_traceback: bool = False) -> NoReturn:
+    """Say why this process will not start, as one record of the service's log stream, and exit with status 1.
+
+    For what fails before the settings could be read (gunicorn.conf.py, `python -m serving`,
+    Alembic): the format comes from LOG_FORMAT and APP_ENV as they stand, JSON in production.
+    `with_traceback` puts the exception being handled into the record (its `traceback` field).
+    """
+    configure_logging(choose_format(os.environ.get("LOG_FORMAT"), os.environ.get("APP_ENV")), logging.INFO)
+    logging.getLogger("posts.startup").error("%s", message, exc_info=with_traceback)
+    raise SystemExit(1)

@@ -1,5 +1,6 @@
 """How the service is served by gunicorn: the worker class, its HTTP hygiene and its gevent helpers.
 
+- `python -m serving` (`serving.__main__`): the serving command, gunicorn after a check of its settings.
 - `serving.worker`: the gunicorn worker class `gunicorn.conf.py` names (gevent, hardened).
 - `serving.connection`: the WSGI wrapper that worker puts around the app (honest
   `Connection: close`, a deadline for reading request bodies).

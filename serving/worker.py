@@ -23,7 +23,6 @@ the API need, as they could with gthread's 2 x 4 threads. On top of gunicorn's g
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from typing import Any
 
@@ -33,10 +32,10 @@ from gunicorn.http.message import Request
 from gunicorn.http.wsgi import Response, default_environ
 from gunicorn.workers.ggevent import GeventWorker
 
+from config import load_server_settings
 from serving.connection import CLOSE_CONNECTION, HonestConnections
 from serving.errors import blamed_on_client, error_page, status_for
 
-DEFAULT_BODY_TIMEOUT_SECONDS = 15.0
 # Closing after a response: how long and how much to keep reading what the client still sends
 # (an upload refused with 413 is at most a little over the 1 MiB limit in flight).
 LINGER_SECONDS = 2.0
@@ -44,20 +43,6 @@ LINGER_BYTES = 2 * 1024 * 1024
 # Any positive sleep resumes on the event loop's next iteration, after the I/O of every other
 # ready connection; sleep(0) may resume before the loop polls again.
 YIELD_SECONDS = 1e-6
-
-
-def body_timeout_seconds() -> float:
-    """BODY_TIMEOUT_SECONDS from the environment (default 15); refuses anything but a positive number."""
-    raw = os.environ.get("BODY_TIMEOUT_SECONDS", "")
-    if not raw:
-        return DEFAULT_BODY_TIMEOUT_SECONDS
-    try:
-        value = float(raw)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise RuntimeError(f"BODY_TIMEOUT_SECONDS must be a positive number of seconds, not {raw!r}")
-    return value
 
 
 def _gevent_deadline(seconds: float) -> Any:
@@ -73,7 +58,9 @@ class Worker(GeventWorker):  # type: ignore[misc]  # gunicorn ships no type hint
     def load_wsgi(self) -> None:
         """Load the app, then wrap it for honest closes and the body deadline."""
         super().load_wsgi()
-        self.wsgi = HonestConnections(self.wsgi, body_timeout_seconds(), _gevent_deadline)
+        # Checked by the master already (gunicorn.conf.py), before any worker started.
+        body_timeout = load_server_settings().body_timeout_seconds
+        self.wsgi = HonestConnections(self.wsgi, body_timeout, _gevent_deadline)
 
     def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> None:
         """Serve one request; linger when closing after it, else let other connections have a turn."""

@@ -26,6 +26,9 @@ from tests.support.schema import create_schema
 from tests.support.smtp import SmtpServer
 
 BACKENDS = ["sqlite", "mariadb"]
+# Every entry point reads `.env` (config.load_env_file); a developer's own `.env` in the checkout
+# must not reach the servers and commands the tests start. tests/e2e/test_env_file.py turns it on.
+os.environ["FLASK_SKIP_DOTENV"] = "1"
 _database_names = itertools.count()
 
 

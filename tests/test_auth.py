@@ -233,7 +233,7 @@ def _valid_claims(user_id: str, token_type: str = "access") -> dict[str, Any]:
         pytest.param(lambda uid: _forge(_valid_claims(uid), key="another-key-" + "k" * 40), id="wrong-key"),
         pytest.param(lambda uid: _forge(_valid_claims(uid), algorithm="HS512"), id="hs512"),
         pytest.param(
-            lambda uid: jwt.encode(_valid_claims(uid), None, algorithm="none"),
+            lambda uid: jwt.encode(_valid_claims(uid), "", algorithm="none"),
             id="alg-none",
         ),
         pytest.param(lambda uid: _forge({**_valid_claims(uid), "exp": int(time.time()) - 10}), id="expired"),

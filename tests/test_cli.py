@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from app import create_app
+from commands.demo import DEMO_PASSWORD
 from config import load_settings
 from models.tables import PostRow, UserRow
 from resources import resources
@@ -194,8 +195,21 @@ def test_demo_data_creates_users_and_posts_and_skips_existing_ones(app: Flask, c
 
     again = cli(app, "demo-data", "--users", "3", "--posts", "1")
     assert again.exit_code == 0, again.output
-    assert "created 1 user(s)" in again.stdout and "skipped 2 existing" in again.stdout
+    assert "created 1 user(s) with 1 post(s) each; skipped 2 existing" in again.stdout
     assert count(app, UserRow) == 3 and count(app, PostRow) == 7
+
+    # A repeat run creates nothing, and says so rather than "0 user(s) with 1 post(s) each".
+    repeat = cli(app, "demo-data", "--users", "3", "--posts", "1")
+    assert repeat.exit_code == 0, repeat.output
+    assert "created no user; skipped 3 existing demo user(s)" in repeat.stdout, repeat.stdout
+    assert "post(s) each" not in repeat.stdout
+    assert count(app, UserRow) == 3 and count(app, PostRow) == 7
+
+
+def test_demo_data_help_names_the_password(app: Flask) -> None:
+    result = cli(app, "demo-data", "--help")
+    assert result.exit_code == 0, result.output
+    assert f"(password: {DEMO_PASSWORD})" in " ".join(result.stdout.split())
 
 
 def test_demo_data_rejects_bad_counts(app: Flask) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -217,3 +218,28 @@ def test_the_limiter_runs_only_on_the_auth_blueprint(make_client: MakeClient) ->
     for _ in range(5):
         assert api.client.get("/").status_code == 200
     assert [api.sign_up(f"u{i}@example.com").status_code for i in range(3)] == [200, 200, 429]
+
+
+def test_the_per_address_limit_covers_exactly_the_endpoints_the_docs_name(make_client: MakeClient) -> None:
+    """Issue 27: .env.example and docker-compose.yml said "sign-ups and sign-ins"; it covers six endpoints."""
+    api = Api(make_client(rate_limit_auth_per_address="1 per minute"))
+    body = api.user()  # the address's one attempt this minute
+    limited = {
+        "sign_in": api.sign_in(),
+        "refresh_token": api.refresh(body["refresh_token"]),
+        "sign_out": api.sign_out(body["refresh_token"]),
+        "forgot_password": api.forgot_password(),
+        "reset_password": api.reset_password("some-token", "a brand new passphrase"),
+    }
+    for name, response in limited.items():
+        assert response.status_code == 429, (name, response.get_json())
+    # The endpoints that take an access token count toward the failed sign-ins instead.
+    changed = api.change_password(body["access_token"], PASSWORD, "a brand new passphrase")
+    assert changed.status_code == 200, changed.get_json()
+    assert api.delete_account(changed.get_json()["access_token"], "a brand new passphrase").status_code == 200
+    root = Path(__file__).resolve().parents[1]
+    for path in (".env.example", "docker-compose.yml", "docs/operations.md"):
+        [line] = [line for line in (root / path).read_text().splitlines() if "RATE_LIMIT_AUTH_PER_ADDRESS" in line]
+        described = line.lower()
+        for words in ("sign-ups", "sign-ins", "refreshes", "sign-outs", "reset"):
+            assert words in described, (path, words, line)

@@ -17,6 +17,7 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
@@ -348,6 +349,13 @@ def test_development_without_smtp_host_writes_a_usable_mail_to_a_file_and_only_i
     for formatter in (ConsoleFormatter(), JsonFormatter()):
         assert token not in formatter.format(record)
     assert token not in caplog.text
+    # The default link leads to a page this service serves (its Swagger UI, where
+    # reset_password takes the token); the token rides in the fragment, never sent to a server.
+    [link] = [word for word in text_of(message).split() if word.startswith("http")]
+    page = urlsplit(link)
+    assert (page.fragment, page.query) == (f"token={token}", "")
+    served = rec.api.client.get(page.path)
+    assert served.status_code == 200 and served.mimetype == "text/html"
     assert rec.api.reset_password(token, NEW_PASSWORD).status_code == 200
 
 

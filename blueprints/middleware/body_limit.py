@@ -10,7 +10,9 @@ from flask import current_app, request
 from werkzeug import exceptions
 
 TOO_LARGE_KEY = "posts.body_too_large"
-# Set when the body comes in a transfer coding other than `chunked` alone: never read, 501.
+# Set when the body comes in a transfer coding other than `chunked` alone: never read, 501. Under
+# gunicorn only codings before a final `chunked` get here (`gzip, chunked`): a final coding other
+# than `chunked` is malformed framing, which gunicorn answers 400 and closes (docs/api.md).
 UNSUPPORTED_CODING_KEY = "posts.unsupported_transfer_coding"
 # Set in the WSGI environ when the server should close the connection after this response (a
 # 413: the rest of the body may still be arriving). Apps must not send hop-by-hop headers

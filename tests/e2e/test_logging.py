@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from observability.redaction import REDACTED
-from tests.e2e.helpers import CLOSE, E2E_SECRET, TIMEOUT, StartServer, insert_unreadable_post, log_records
+from tests.e2e.helpers import CLOSE, E2E_SECRET, TIMEOUT, WORKERS, StartServer, insert_unreadable_post, log_records
 from tests.support.api import ADD, LIST, PASSWORD, SIGN_UP, bearer
 from tests.support.gunicorn import REPO_ROOT, SCRUBBED
 from tests.support.net import free_port
@@ -101,6 +101,52 @@ def test_a_production_run_logs_only_json_with_request_ids_and_a_traceback(
     secrets = ("t0ps3cret", "hunter2hunter2", "r3s3t-t0k3n", PASSWORD, email, access_token)
     for secret in (*secrets, *access_token.split(".")[1:]):
         assert secret not in log, secret
+
+
+PROBES = ("/healthz", "/readyz")
+
+
+def _probe(base: str, status: int, rounds: int = WORKERS) -> None:
+    for path in PROBES * rounds:  # new connections: the probes land on every worker
+        response = requests.get(base + path, headers=CLOSE, timeout=TIMEOUT)
+        assert response.status_code == (200 if path == "/healthz" else status), response.text
+
+
+def _probe_lines(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [record for record in records if record["logger"] == "gunicorn.access" and record["path"] in PROBES]
+
+
+def test_a_worker_boots_in_one_line_and_healthy_probes_log_nothing_at_info(
+    start_server: StartServer, database_url: str
+) -> None:
+    """Issue 27: every /readyz wrote two alembic INFO lines, every worker boot seven (compose probes every 10 s)."""
+    server = start_server(database_url)
+    _probe(server.base, 200)
+    server.stop()
+    records = log_records(server.log())
+    booted = {record["pid"] for record in records if str(record["message"]).startswith("Booting worker")}
+    assert len(booted) == WORKERS, server.log_tail()
+    for pid in booted:
+        own = [
+            record["message"] for record in records if record["pid"] == pid and record["logger"] != "gunicorn.access"
+        ]
+        assert own == [f"Booting worker with pid: {pid}", f"Worker exiting (pid: {pid})"], own
+    assert _probe_lines(records) == [], server.log_tail()
+    assert not [record for record in records if str(record["logger"]).startswith("alembic")], server.log_tail()
+
+
+def test_probes_are_logged_at_debug_and_a_failing_probe_at_info(start_server: StartServer, tmp_path: Path) -> None:
+    debug = start_server(f"sqlite:///{tmp_path / 'debug.db'}", LOG_LEVEL="DEBUG", WEB_CONCURRENCY="1")
+    _probe(debug.base, 200, rounds=2)
+    debug.stop()
+    lines = _probe_lines(log_records(debug.log()))
+    assert len(lines) == 4 and {line["level"] for line in lines} == {"DEBUG"}, debug.log_tail()
+    # An unmigrated database: /readyz answers 503, which is worth a line at the default level.
+    unready = start_server(f"sqlite:///{tmp_path / 'empty.db'}", create_tables=False, WEB_CONCURRENCY="1")
+    _probe(unready.base, 503, rounds=2)
+    unready.stop()
+    lines = _probe_lines(log_records(unready.log()))
+    assert [(line["path"], line["status"], line["level"]) for line in lines] == [("/readyz", 503, "INFO")] * 2
 
 
 def test_a_bad_setting_is_reported_once_in_one_line_without_its_value(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""nginx as shipped (deploy/nginx.conf) in front of fake replicas and a real gunicorn.
+"""nginx as shipped (deploy/nginx.conf; deploy/nginx-hosts.conf without Docker) before fake replicas and gunicorn.
 
 The configuration is the shipped file with only the resolver, the upstream `server` line and
 `listen` replaced for 127.0.0.1 ports (tests/support/nginx.py), so these tests break when the
@@ -20,7 +20,9 @@ import contextlib
 import os
 import re
 import runpy
+import shutil
 import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -58,7 +60,7 @@ from tests.support.api import (
 )
 from tests.support.gunicorn import REPO_ROOT, LiveServer, start_gunicorn
 from tests.support.net import free_port
-from tests.support.nginx import SHIPPED_CONFIG, NginxServer, nginx_path, render_site
+from tests.support.nginx import HOSTS_CONFIG, SHIPPED_CONFIG, NginxServer, nginx_path, render_hosts_site, render_site
 from tests.support.schema import create_schema
 
 pytestmark = pytest.mark.e2e
@@ -247,11 +249,25 @@ def _assert_unavailable(response: requests.Response) -> None:
 # --- The shipped file -----------------------------------------------------------------
 
 
-def test_nginx_accepts_the_rendered_shipped_config(tmp_path: Path) -> None:
-    server = NginxServer(tmp_path, [free_port(), free_port()])
+@pytest.mark.parametrize("hosts", [False, True], ids=["compose", "hosts"])
+def test_nginx_accepts_the_rendered_shipped_config(tmp_path: Path, hosts: bool) -> None:
+    server = NginxServer(tmp_path, [free_port(), free_port()], hosts=hosts)
     result = server.check()
     assert result.returncode == 0, result.stderr
     assert "test is successful" in result.stderr
+
+
+def test_rendering_the_hosts_config_replaces_only_its_instances_and_listen() -> None:
+    shipped = HOSTS_CONFIG.read_text()
+    rendered = render_hosts_site(shipped, [1111, 2222, 3333], 4444)
+    removed = set(shipped.splitlines()) - set(rendered.splitlines())
+    assert {line.strip() for line in removed} == {
+        "server 127.0.0.1:8000 max_fails=1 fail_timeout=5s;",
+        "server 127.0.0.1:8001 max_fails=1 fail_timeout=5s;",
+        "listen 80;",
+    }
+    for port in (1111, 2222, 3333):
+        assert f"server 127.0.0.1:{port} max_fails=1 fail_timeout=5s;" in rendered
 
 
 def test_rendering_replaces_only_the_docker_specific_lines() -> None:
@@ -265,6 +281,96 @@ def test_rendering_replaces_only_the_docker_specific_lines() -> None:
     }
     assert "server 127.0.0.1:1111 max_fails=1 fail_timeout=5s;" in rendered
     assert "server 127.0.0.1:2222 max_fails=1 fail_timeout=5s;" in rendered
+
+
+def _directives(config: str) -> list[str]:
+    """The configuration's lines without comments and blank lines, stripped."""
+    lines = (line.split("#", 1)[0].strip() for line in config.splitlines())
+    return [line for line in lines if line]
+
+
+def test_the_hosts_config_is_the_compose_config_with_its_instances_listed_by_address() -> None:
+    """Two files, one behaviour: every test of the compose file's behaviour holds for the hosts file too."""
+    compose, hosts = _directives(SHIPPED_CONFIG.read_text()), _directives(HOSTS_CONFIG.read_text())
+    docker_only = ["resolver 127.0.0.11 valid=10s ipv6=off;", "server app:8000 resolve max_fails=1 fail_timeout=5s;"]
+    assert [line for line in compose if line not in docker_only] == [
+        line for line in hosts if not re.fullmatch(r"server 127\.0\.0\.1:800[01] max_fails=1 fail_timeout=5s;", line)
+    ]
+    assert [line for line in compose if line in docker_only] == docker_only
+    assert len(hosts) == len(compose), "the hosts file lists exactly two instances, on 127.0.0.1:8000 and :8001"
+
+
+def _debian_layout(root: Path, site: str) -> Path:
+    """Debian's own /etc/nginx, copied under `root` with its paths moved there, set up as docs/nginx.md says.
+
+    The site goes to conf.d/posts-api.conf and Debian's default site is removed; only the
+    absolute paths (and `user`, for a run as root) are rewritten, so `nginx -t` checks the site
+    inside Debian's real http block.
+    """
+    etc = root / "etc"
+    shutil.copytree("/etc/nginx", etc)
+    main = (etc / "nginx.conf").read_text()
+    main = main.replace("/etc/nginx/", f"{etc}/").replace("/run/nginx.pid", f"{root}/nginx.pid")
+    main = main.replace("/var/log/nginx/", f"{root}/")
+    main = re.sub(r"^user\s+[^;]+;", "user root;" if os.geteuid() == 0 else "", main, flags=re.MULTILINE)
+    (etc / "nginx.conf").write_text(main)
+    (etc / "sites-enabled" / "default").unlink(missing_ok=True)
+    (etc / "conf.d" / "posts-api.conf").write_text(site)
+    return etc / "nginx.conf"
+
+
+def _nginx_version() -> tuple[int, ...]:
+    result = subprocess.run([str(nginx_path()), "-v"], capture_output=True, text=True, check=True, timeout=10)
+    match = re.search(r"nginx/(\d+)\.(\d+)\.(\d+)", result.stderr)
+    assert match is not None, result.stderr
+    return tuple(int(part) for part in match.groups())
+
+
+@pytest.mark.skipif(not Path("/etc/nginx/nginx.conf").exists(), reason="no Debian nginx layout (/etc/nginx)")
+def test_debians_nginx_accepts_the_hosts_config_as_shipped_in_its_own_configuration(tmp_path: Path) -> None:
+    main = _debian_layout(tmp_path / "hosts", HOSTS_CONFIG.read_text())
+    command = [str(nginx_path()), "-t", "-p", str(main.parent.parent), "-c", str(main)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "test is successful" in result.stderr
+    if _nginx_version() < (1, 27, 3):
+        # The control: the same nginx refuses the compose file (`server ... resolve`), as issue 27 found.
+        main = _debian_layout(tmp_path / "compose", SHIPPED_CONFIG.read_text())
+        command = [str(nginx_path()), "-t", "-p", str(main.parent.parent), "-c", str(main)]
+        refused = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+        assert refused.returncode != 0 and "resolve" in refused.stderr, refused.stderr
+
+
+def test_the_hosts_config_balances_two_instances_that_share_one_database(tmp_path: Path) -> None:
+    """Sign-up, add-post and the listing through nginx with the hosts file, in front of two gunicorn instances."""
+    database_url = f"sqlite:///{tmp_path / 'posts.db'}"
+    create_schema(database_url)
+    (tmp_path / "cache").mkdir()
+    env = {
+        "APP_ENV": "production",
+        "DATABASE_URL": database_url,
+        "JWT_SECRET_KEY": E2E_SECRET,
+        "CACHE_DIR": str(tmp_path / "cache"),  # one host: both instances share the listing cache
+        "TRUSTED_PROXY_HOPS": "1",
+    }
+    instances = [
+        start_gunicorn("wsgi:app", port=free_port(), workers=1, log_path=tmp_path / f"gunicorn-{n}.log", env=env)
+        for n in (1, 2)
+    ]
+    nginx = NginxServer(tmp_path / "nginx", [instance.port for instance in instances], hosts=True)
+    try:
+        assert nginx.check().returncode == 0, nginx.check().stderr
+        nginx.start()
+        token = sign_up(nginx.base, "hosts@example.com")["access_token"]
+        ids = [add_post(nginx.base, token, f"post {n}") for n in range(4)]
+        for _ in range(4):
+            assert [post["id"] for post in list_posts(nginx.base, token)] == ids[::-1]
+        used = {line.split("upstream=")[1].split()[0] for line in nginx.access_log() if "upstream=" in line}
+        assert used == {f"127.0.0.1:{instance.port}" for instance in instances}, nginx.access_log()
+    finally:
+        nginx.stop()
+        for instance in instances:
+            instance.stop()
 
 
 def test_upstream_keepalive_timeout_is_clearly_below_gunicorns_keepalive() -> None:

@@ -38,6 +38,9 @@ CASES = {
         501,
         f"{ADD}Transfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
     ),
+    # A final coding other than chunked: the body's end cannot be known (RFC 9112 section 6.3).
+    "final-coding-gzip": (400, f"{ADD}Transfer-Encoding: gzip\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
+    "chunked-then-gzip": (400, f"{ADD}Transfer-Encoding: chunked, gzip\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
 }
 EXACT = {
     "unknown-transfer-coding": {"error": "Transfer coding not implemented"},

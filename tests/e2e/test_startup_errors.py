@@ -1,7 +1,10 @@
 """A bad configuration stops every entry point with one line naming the variable, never its value.
 
-Real processes from the repository root, as an operator runs them: `gunicorn wsgi:app` (the
-master checks once, before any worker), `flask --app wsgi users list` and `alembic upgrade head`.
+Real processes from the repository root, as an operator runs them: `python -m serving` and
+`gunicorn wsgi:app` (checked before the master listens, then once before any worker), `flask
+--app wsgi users list` and `alembic upgrade head`. In production every line the server and
+Alembic write is a JSON object, a failing migration included; the CLI answers its operator in
+plain words.
 """
 
 from __future__ import annotations
@@ -46,10 +49,10 @@ CASES = {
             "JWT_SECRET_KEY": SHORT_KEY,
             "DATABASE_URL": DB_URL,
             "REDIS_URL": f"redis://:{REDIS_PASSWORD}@127.0.0.1:1/0",
-            "RATE_LIMIT_SIGN_IN_FAILURES": "lots",
+            "RATE_LIMIT_SIGN_IN_FAILURES": "lots-Qz7-per-minute",
         },
         ["JWT_SECRET_KEY", "RATE_LIMIT_SIGN_IN_FAILURES"],
-        [SHORT_KEY, DB_PASSWORD, REDIS_PASSWORD],
+        [SHORT_KEY, DB_PASSWORD, REDIS_PASSWORD, "lots-Qz7"],
     ),
     "no signing key in production": (
         {"APP_ENV": "production", "DATABASE_URL": DB_URL},
@@ -59,9 +62,21 @@ CASES = {
 }
 
 COMMANDS = {
+    "serving": [sys.executable, "-m", "serving"],
     "gunicorn": [sys.executable, "-m", "gunicorn", "wsgi:app"],
     "flask": [sys.executable, "-m", "flask", "--app", "wsgi", "users", "list"],
     "alembic": [sys.executable, "-m", "alembic", "upgrade", "head"],
+}
+# Entry points that write the service's log stream (JSON in production), not a terminal's words.
+LOGGING = ("serving", "gunicorn", "alembic")
+GOOD_APP = {"APP_ENV": "production", "JWT_SECRET_KEY": GOOD_KEY, "DATABASE_URL": DB_URL}
+# gunicorn's own knobs and the worker's: each value is distinctive, so an echo would be seen.
+SERVER_CASES = {
+    "WEB_CONCURRENCY": ["Wc-abc-3", "0"],
+    "WORKER_CONNECTIONS": ["Wk-abc-5"],
+    "BODY_TIMEOUT_SECONDS": ["Bt-abc-9", "nan"],
+    "PORT": ["Pt-abc-1", "70000"],
+    "LOG_LEVEL": ["Loud-abc-2"],
 }
 
 
@@ -112,17 +127,81 @@ def _messages(output: str) -> list[str]:
     return messages
 
 
+def _json_lines(output: str) -> list[dict[str, object]]:
+    """Every line as a JSON object; fails naming the first line that is not one."""
+    records = []
+    for line in output.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            pytest.fail(f"not a JSON line in production: {line!r}\n{output}")
+        assert isinstance(record, dict), line
+        records.append(record)
+    return records
+
+
+def _assert_refused_in_one_line(entry_point: str, status: int, output: str, named: list[str]) -> str:
+    """The process failed with exactly one `Error:` line naming `named`, and no traceback; returns that line."""
+    assert status != 0, output
+    errors = [message for message in _messages(output) if message.startswith("Error:")]
+    assert len(errors) == 1, output
+    assert all(name in errors[0] for name in named), errors[0]
+    assert "Traceback" not in output, output
+    assert "Booting worker" not in output, output
+    if entry_point in LOGGING:
+        _json_lines(output)
+    return errors[0]
+
+
 @pytest.mark.parametrize("case", list(CASES))
 @pytest.mark.parametrize("entry_point", list(COMMANDS))
 def test_a_bad_configuration_is_one_line_without_secrets(tmp_path: Path, entry_point: str, case: str) -> None:
     settings, named, secrets = CASES[case]
     status, output = _run(COMMANDS[entry_point], _environment(tmp_path, settings))
-    assert status != 0, output
-    errors = [message for message in _messages(output) if message.startswith("Error:")]
-    assert len(errors) == 1, output
-    assert all(name in errors[0] for name in named), errors[0]
+    _assert_refused_in_one_line(entry_point, status, output, named)
     assert [secret for secret in secrets if secret in output] == [], output
-    assert "Traceback" not in output, output
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [(name, value) for name, values in SERVER_CASES.items() for value in values]
+)
+@pytest.mark.parametrize("entry_point", ["serving", "gunicorn"])
+def test_a_bad_server_setting_stops_the_master_in_one_line_without_its_value(
+    tmp_path: Path, entry_point: str, name: str, value: str
+) -> None:
+    if entry_point == "gunicorn" and name == "WEB_CONCURRENCY" and not value.lstrip("-").isdigit():
+        pytest.skip("gunicorn int()s WEB_CONCURRENCY as it is imported, before any file of ours: `python -m serving`")
+    status, output = _run(COMMANDS[entry_point], _environment(tmp_path, {**GOOD_APP, name: value}))
+    _assert_refused_in_one_line(entry_point, status, output, [name])
+    if "abc" in value:  # a number could be anywhere in a log line (a timestamp, a pid)
+        assert value not in output, output
+    assert "Listening at" not in output, output
+
+
+def test_gunicorn_itself_dies_on_a_non_numeric_web_concurrency_which_the_serving_command_reports(
+    tmp_path: Path,
+) -> None:
+    """Why `python -m serving` is the documented command: gunicorn reads WEB_CONCURRENCY as it is imported."""
+    env = _environment(tmp_path, {**GOOD_APP, "WEB_CONCURRENCY": "Wc-abc-3"})
+    status, output = _run(COMMANDS["gunicorn"], env)
+    assert status != 0 and "Traceback" in output and "Wc-abc-3" in output, output
+    status, output = _run(COMMANDS["serving"], env)
+    assert _assert_refused_in_one_line("serving", status, output, ["WEB_CONCURRENCY"])
+    assert "Wc-abc-3" not in output, output
+
+
+def test_a_failing_migration_in_production_is_one_json_record_with_its_traceback(tmp_path: Path) -> None:
+    # Nothing listens on port 1: the migration cannot connect.
+    status, output = _run(COMMANDS["alembic"], _environment(tmp_path, GOOD_APP))
+    assert status == 1, output
+    records = _json_lines(output)
+    errors = [record for record in records if record["level"] == "ERROR"]
+    assert len(errors) == 1, output
+    (error,) = errors
+    assert str(error["message"]).startswith("Error: migration failed: OperationalError:"), error
+    assert "Can't connect" in str(error["message"]), error
+    assert str(error["traceback"]).startswith("Traceback (most recent call last)"), error
+    assert DB_PASSWORD not in output and GOOD_KEY not in output, output
 
 
 def test_the_in_process_cache_with_several_workers_is_refused(tmp_path: Path) -> None:
@@ -137,10 +216,8 @@ def test_the_in_process_cache_with_several_workers_is_refused(tmp_path: Path) ->
         },
     )
     status, output = _run(COMMANDS["gunicorn"], env)
-    assert status != 0, output
-    errors = [message for message in _messages(output) if message.startswith("Error:")]
-    assert len(errors) == 1 and "CACHE_BACKEND" in errors[0] and "WEB_CONCURRENCY" in errors[0], output
-    assert "Booting worker" not in output, output
+    error = _assert_refused_in_one_line("gunicorn", status, output, ["CACHE_BACKEND", "WEB_CONCURRENCY"])
+    assert error.startswith("Error: CACHE_BACKEND=simple"), error
 
 
 def test_a_good_configuration_passes_the_same_checks(tmp_path: Path) -> None:

@@ -1,8 +1,11 @@
-"""Throwaway nginx for tests: the shipped deploy/nginx.conf, rendered for 127.0.0.1 ports, run as a child process.
+"""Throwaway nginx for tests: a shipped site configuration, rendered for 127.0.0.1 ports, run as a child process.
 
-Debian's nginx 1.22 has neither `server ... resolve` nor Docker's DNS, so :func:`render_site`
-replaces exactly three things of the shipped file (the resolver line, the upstream's `server`
-line, `listen`) and keeps everything else, so a test on the rendered file tests the shipped one.
+Two files are shipped: deploy/nginx.conf for docker compose and deploy/nginx-hosts.conf for
+hosts without Docker. Debian's nginx 1.22 has neither `server ... resolve` nor Docker's DNS, so
+:func:`render_site` replaces exactly three things of the compose file (the resolver line, the
+upstream's `server` line, `listen`); :func:`render_hosts_site` replaces the hosts file's
+upstream `server` lines and `listen`. Everything else is kept, so a test on the rendered file
+tests the shipped one.
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ from pathlib import Path
 from tests.support.gunicorn import REPO_ROOT
 from tests.support.net import free_port
 
-__all__ = ["SHIPPED_CONFIG", "NginxServer", "nginx_path", "render_site"]
+__all__ = ["HOSTS_CONFIG", "SHIPPED_CONFIG", "NginxServer", "nginx_path", "render_hosts_site", "render_site"]
 
 SHIPPED_CONFIG = REPO_ROOT / "deploy" / "nginx.conf"
+HOSTS_CONFIG = REPO_ROOT / "deploy" / "nginx-hosts.conf"
 _SEARCH_DIRS = ("/usr/sbin", "/usr/local/sbin", "/usr/local/nginx/sbin")
 _START_TIMEOUT = 15.0
 _STOP_TIMEOUT = 15.0
@@ -34,6 +38,8 @@ _RESOLVER = re.compile(r"^resolver\s+127\.0\.0\.11\b[^;]*;\s*$", re.MULTILINE)
 # `resolve` (max_fails, fail_timeout, ...) are kept on each rendered server line.
 _UPSTREAM_SERVER = re.compile(r"^(?P<indent>[ \t]*)server\s+app:8000\s+resolve(?P<params>[^;]*);[ \t]*$", re.MULTILINE)
 _LISTEN = re.compile(r"^(?P<indent>[ \t]*)listen\s+80\s*;[ \t]*$", re.MULTILINE)
+# The hosts file's upstream: one `server <host>:<port> <parameters>;` line per instance.
+_ADDRESS_SERVER = re.compile(r"^(?P<indent>[ \t]*)server\s+[^\s;]+:\d+(?P<params>[^;]*);[ \t]*$", re.MULTILINE)
 
 
 def nginx_path() -> str | None:
@@ -68,6 +74,26 @@ def render_site(shipped: str, upstream_ports: Sequence[int], listen_port: int) -
     return _replace_once(_LISTEN, f"{listen.group('indent')}listen 127.0.0.1:{listen_port};", rendered, "`listen 80;`")
 
 
+def render_hosts_site(shipped: str, upstream_ports: Sequence[int], listen_port: int) -> str:
+    """deploy/nginx-hosts.conf with its instances on the given 127.0.0.1 ports and `listen` on `listen_port`.
+
+    The shipped lines must sit together and share their parameters, which every rendered line
+    keeps; AssertionError when the file no longer has that shape.
+    """
+    matches = list(_ADDRESS_SERVER.finditer(shipped))
+    assert matches, "deploy/nginx-hosts.conf has no `server <host>:<port> ...;` line"
+    assert len({match.group("params") for match in matches}) == 1, "the upstream's server lines differ in parameters"
+    first, last = matches[0], matches[-1]
+    between = shipped[first.start() : last.end()]
+    assert len(between.splitlines()) == len(matches), "the upstream's server lines are not together"
+    indent, params = first.group("indent"), first.group("params")
+    servers = "\n".join(f"{indent}server 127.0.0.1:{port}{params};" for port in upstream_ports)
+    rendered = shipped[: first.start()] + servers + shipped[last.end() :]
+    listen = _LISTEN.search(rendered)
+    assert listen is not None, "deploy/nginx-hosts.conf has no `listen 80;` line"
+    return _replace_once(_LISTEN, f"{listen.group('indent')}listen 127.0.0.1:{listen_port};", rendered, "`listen 80;`")
+
+
 def _main_config(root: Path, site: Path) -> str:
     """A minimal nginx.conf around the site: one worker, every file and temp path in `root`."""
     user = "user root;\n" if os.geteuid() == 0 else ""  # as root, workers would run as nobody (no access to root)
@@ -90,8 +116,13 @@ def _main_config(root: Path, site: Path) -> str:
 class NginxServer:
     """nginx in front of the given 127.0.0.1 ports with the shipped site configuration, in its own directory."""
 
-    def __init__(self, root: Path, upstream_ports: Sequence[int], *, shipped: str | None = None) -> None:
-        """Write the configuration under `root` (not started yet); `shipped` overrides deploy/nginx.conf's text."""
+    def __init__(
+        self, root: Path, upstream_ports: Sequence[int], *, shipped: str | None = None, hosts: bool = False
+    ) -> None:
+        """Write the configuration under `root` (not started yet).
+
+        The site is deploy/nginx.conf, or deploy/nginx-hosts.conf with `hosts`; `shipped` overrides its text.
+        """
         binary = nginx_path()
         if binary is None:
             raise RuntimeError("nginx not found (is nginx installed?)")
@@ -100,7 +131,8 @@ class NginxServer:
         (root / "temp").mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.site_path = root / "default.conf"
-        self.site_path.write_text(render_site(shipped or SHIPPED_CONFIG.read_text(), upstream_ports, self.port))
+        render, config = (render_hosts_site, HOSTS_CONFIG) if hosts else (render_site, SHIPPED_CONFIG)
+        self.site_path.write_text(render(shipped or config.read_text(), upstream_ports, self.port))
         self.config_path = root / "nginx.conf"
         self.config_path.write_text(_main_config(root, self.site_path))
         self.log_path = root / "nginx.log"
