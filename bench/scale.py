@@ -157,7 +157,7 @@ def _our_database(server_url: str, data: ScaleData, reseed: bool) -> tuple[str, 
     """Our database on the server, seeded unless it already holds exactly this data at our schema's head."""
     url = harness.ensure_database(server_url, OUR_DATABASE)
     engine = create_engine(url)
-    if not reseed and seed.ours_holds(engine, data):
+    if not reseed and seed.ours_reusable(engine, data):
         return url, engine, Seeded(loaded=False, seconds=0.0)
     engine.dispose()
     url = harness.fresh_database(server_url, OUR_DATABASE)
@@ -172,7 +172,7 @@ def _peer_database(peer_db: str, data: ScaleData, reseed: bool) -> tuple[Any, Se
     """The peer's database (its schema made by its own Alembic), seeded unless it already holds this data."""
     connection = seed.connect_mysql(peer_db)
     try:
-        holds = seed.peer_holds(connection, data)
+        holds = seed.peer_reusable(connection, data)
     except seed.PeerSchemaError as error:
         raise SystemExit(str(error)) from error
     if not reseed and holds:
@@ -287,6 +287,8 @@ def run(options: ScaleOptions) -> list[ScaleRow]:
                         rss_after = max(rss_after, max(prepared.ours.server.worker_rss_mib().values(), default=0.0))
             peak_rss = prepared.ours.peak_rss_mib()
             seeded = prepared.seeded
+            # At LOG_LEVEL=warning the log holds what went wrong (a 503's cause), nothing per request.
+            server_log = prepared.ours.server.log()
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     rows = [scale_row(w.name, users, runs, w.target) for users in options.users for w in workloads]
@@ -296,7 +298,11 @@ def run(options: ScaleOptions) -> list[ScaleRow]:
     print(format_scale_table(rows) + "\n")
     print(format_flatness(flat, flat_pairs))
     print(format_rss(rss_after, max(options.users), peak_rss))
-    _write_json(options, header, rows, runs, flat, rss_after, peak_rss, seeded)
+    stem = options.label or datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    _write_json(stem, options, header, rows, runs, flat, rss_after, peak_rss, seeded)
+    log_path = RESULTS_DIR / f"scale-{stem}-ours.log"
+    log_path.write_text(server_log)
+    print(f"our server's log (warnings and errors): {log_path}, {len(server_log.splitlines())} lines")
     return rows
 
 
@@ -336,6 +342,7 @@ def _header(
 
 
 def _write_json(
+    stem: str,
     options: ScaleOptions,
     header: str,
     rows: list[ScaleRow],
@@ -345,7 +352,6 @@ def _write_json(
     peak_rss: float,
     seeded: dict[str, Seeded],
 ) -> None:
-    stem = options.label or datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     document: dict[str, Any] = {
         "finished_at": datetime.now(UTC).isoformat(),
         "configuration": header,

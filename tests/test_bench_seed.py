@@ -108,14 +108,17 @@ def test_what_a_run_adds_to_ours_is_dropped_and_the_seeded_data_stays(
     seed.seed_ours(engine, DATA, "not-a-hash", batch_rows=BATCH)
     max_seq = seed.seeded_max_seq(engine)
     [token] = seed.mint_ours(url, ScaleData(accounts=1), [0])
+    bearer = {"Authorization": f"Bearer {token}"}
     for _ in range(2):
-        added = service.post(
-            "/api/v1/posts/add-post", json={"text": "new"}, headers={"Authorization": f"Bearer {token}"}
-        )
-        assert added.status_code == 200
+        assert service.post("/api/v1/posts/add-post", json={"text": "new"}, headers=bearer).status_code == 200
     assert not seed.ours_holds(engine, DATA)
     assert seed.drop_ours_additions(engine, max_seq) == 2
     assert seed.ours_holds(engine, DATA)
+    # A straggler stored after a run's clean-up is dropped before the data is reused.
+    assert service.post("/api/v1/posts/add-post", json={"text": "late"}, headers=bearer).status_code == 200
+    assert not seed.ours_holds(engine, DATA)
+    assert seed.ours_reusable(engine, DATA) and seed.ours_holds(engine, DATA)
+    assert not seed.ours_reusable(engine, ScaleData(accounts=6, posts_per_account=3))
 
 
 def test_tokens_carry_each_accounts_session_generation(ours: tuple[str, Engine], service: FlaskClient) -> None:
@@ -178,6 +181,12 @@ def test_what_the_peer_stores_during_a_run_is_dropped_and_the_seeded_data_stays(
     assert not seed.peer_holds(peer, DATA)
     assert seed.drop_peer_additions(peer, DATA) == 1
     assert seed.peer_holds(peer, DATA)
+    with peer.cursor() as cursor:  # type: ignore[attr-defined]
+        cursor.execute(
+            "INSERT INTO posts (id, user_id, text) VALUES (%s, %s, 'late')", (uuid.uuid4().hex, DATA.account_id(1).hex)
+        )
+    peer.commit()  # type: ignore[attr-defined]
+    assert seed.peer_reusable(peer, DATA) and seed.peer_holds(peer, DATA)
 
 
 def test_peer_tokens_are_the_originals_claims_signed_with_its_key() -> None:
@@ -196,7 +205,7 @@ def test_a_peer_database_without_the_originals_schema_is_refused_with_what_to_do
     connection = seed.connect_mysql(url)
     try:
         with pytest.raises(seed.PeerSchemaError, match="create its schema with its own Alembic"):
-            seed.peer_holds(connection, DATA)
+            seed.peer_reusable(connection, DATA)
     finally:
         connection.close()
 
