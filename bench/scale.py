@@ -4,8 +4,8 @@
 with a peer, into the peer's, on one MariaDB. Each request is made as a random one of the first
 N accounts (each wrk thread draws from its own fixed seed, so both servers see the same
 sequence). Each pair runs, for each N, every workload against ours and right after against the
-peer (A B A B); what a run added is deleted from both databases after it, so every run starts
-from the seeded data. Our "always-miss" listing (a page, `?limit=1000`: the same 50 posts from the
+peer (A B A B); what earlier runs added is deleted from both databases before each run, so every
+run starts from the seeded data. Our "always-miss" listing (a page, `?limit=1000`: the same 50 posts from the
 database on every request, never from the listing cache) is the floor our listing must not fall
 below at any N.
 """
@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
@@ -35,6 +36,7 @@ from bench.scale_table import (
     PEER,
     Runs,
     ScaleRow,
+    WarmUpErrors,
     flatness,
     format_flatness,
     format_rss,
@@ -87,7 +89,6 @@ class ScaleWorkload:
     script: str
     target: PeerTarget | None = SCALE
     on_peer: bool = True
-    adds_posts: bool = False
     one_connection_per_thread: bool = False
     extra_args: tuple[str, ...] = ()
 
@@ -95,10 +96,8 @@ class ScaleWorkload:
 SCALE_WORKLOADS = [
     ScaleWorkload(LISTING, LIST, "scale_get"),
     ScaleWorkload(ALWAYS_MISS, f"{LIST}?limit=1000", "scale_get", target=None, on_peer=False),
-    ScaleWorkload("add-post", ADD, "scale_add", adds_posts=True, extra_args=(str(ADDED_TEXT_BYTES),)),
-    ScaleWorkload(
-        "cycle: add, list, delete", f"{API}/posts/", "scale_cycle", adds_posts=True, one_connection_per_thread=True
-    ),
+    ScaleWorkload("add-post", ADD, "scale_add", extra_args=(str(ADDED_TEXT_BYTES),)),
+    ScaleWorkload("cycle: add, list, delete", f"{API}/posts/", "scale_cycle", one_connection_per_thread=True),
 ]
 
 
@@ -208,8 +207,10 @@ def prepare(options: ScaleOptions, work_dir: Path, data: ScaleData) -> Iterator[
         stack.callback(engine.dispose)
         max_seq = seed.seeded_max_seq(engine)
         seeded = {OURS: ours_seeded}
+        started = time.monotonic()
         minted = seed.mint_ours(url, data, seed.generations(engine, data))
         tokens = seed.write_tokens(work_dir / "tokens-ours.txt", minted)
+        print(f"our {len(minted):,} access tokens minted in {time.monotonic() - started:.1f} s", flush=True)
         cache_env: dict[str, str] = {}
         if options.redis:
             redis = RedisServer(work_dir / "redis")
@@ -235,20 +236,22 @@ def prepare(options: ScaleOptions, work_dir: Path, data: ScaleData) -> Iterator[
 
 
 def run_once(workload: ScaleWorkload, side: Side, users: int, wrk: Wrk, duration_s: float | None = None) -> WrkResult:
-    """One wrk run of the workload against one side as random accounts among the first `users`; its adds undone."""
+    """One wrk run of the workload against one side as random accounts among the first `users`, from the seeded data.
+
+    What earlier runs added is deleted first, not right after them: when wrk stops, requests it
+    abandoned are still queued at the server, and a clean-up then would race them (a cycle's
+    delete would find its post gone). By the next run of the same side, the other side has run.
+    """
+    side.drop_additions()
     threads = wrk.connections if workload.one_connection_per_thread else wrk.threads
-    try:
-        return harness.run_wrk(
-            side.base + workload.path,
-            workload.script,
-            [str(side.tokens), str(users), *workload.extra_args],
-            duration_s=duration_s or wrk.duration_s,
-            connections=wrk.connections,
-            threads=threads,
-        )
-    finally:
-        if workload.adds_posts:
-            side.drop_additions()
+    return harness.run_wrk(
+        side.base + workload.path,
+        workload.script,
+        [str(side.tokens), str(users), *workload.extra_args],
+        duration_s=duration_s or wrk.duration_s,
+        connections=wrk.connections,
+        threads=threads,
+    )
 
 
 def run(options: ScaleOptions) -> list[ScaleRow]:
@@ -261,6 +264,7 @@ def run(options: ScaleOptions) -> list[ScaleRow]:
     work_dir = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     load_before = os.getloadavg()
     runs: Runs = {}
+    warm_up_errors: WarmUpErrors = {}
     rss_after = 0.0
     try:
         with prepare(options, work_dir, data) as prepared:
@@ -272,10 +276,12 @@ def run(options: ScaleOptions) -> list[ScaleRow]:
                             if side.name == PEER and not workload.on_peer:
                                 continue
                             if pair == 0:
-                                run_once(workload, side, users, options.wrk, WARM_UP_SECONDS)
+                                warm = run_once(workload, side, users, options.wrk, WARM_UP_SECONDS)
+                                warm_up_errors[(workload.name, users, side.name)] = warm.errors
                             profiler = None
                             if options.profile and pair == 0 and side.name == OURS:
-                                path = RESULTS_DIR / f"profile-scale-{_slug(workload.name)}-{users}.txt"
+                                label = f"{options.label}-" if options.label else ""
+                                path = RESULTS_DIR / f"profile-scale-{label}{_slug(workload.name)}-{users}.txt"
                                 profiler = Profiler(prepared.ours.server.worker_pids(), options.wrk.duration_s, path)
                                 profiler.start()
                             result = run_once(workload, side, users, options.wrk)
@@ -287,8 +293,7 @@ def run(options: ScaleOptions) -> list[ScaleRow]:
                         rss_after = max(rss_after, max(prepared.ours.server.worker_rss_mib().values(), default=0.0))
             peak_rss = prepared.ours.peak_rss_mib()
             seeded = prepared.seeded
-            # At LOG_LEVEL=warning the log holds what went wrong (a 503's cause), nothing per request.
-            server_log = prepared.ours.server.log()
+            server_log = problems(prepared.ours.server.log())
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     rows = [scale_row(w.name, users, runs, w.target) for users in options.users for w in workloads]
@@ -302,8 +307,27 @@ def run(options: ScaleOptions) -> list[ScaleRow]:
     _write_json(stem, options, header, rows, runs, flat, rss_after, peak_rss, seeded)
     log_path = RESULTS_DIR / f"scale-{stem}-ours.log"
     log_path.write_text(server_log)
-    print(f"our server's log (warnings and errors): {log_path}, {len(server_log.splitlines())} lines")
+    print(f"our server's warnings, errors and answers >= 400: {log_path}, {len(server_log.splitlines())} lines")
     return rows
+
+
+def problems(log: str) -> str:
+    """The lines of our server's log worth keeping: all but the access log's lines for answers below 400.
+
+    At LOG_LEVEL=warning the rest is what went wrong (a 503's cause); each 4xx and 5xx answer
+    stays beside it.
+    """
+    kept = []
+    for line in log.splitlines(keepends=True):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        access = isinstance(record, dict) and record.get("logger") == "gunicorn.access"
+        status = record.get("status") if access and isinstance(record, dict) else None
+        if not access or not isinstance(status, int) or status >= 400:
+            kept.append(line)
+    return "".join(kept)
 
 
 def _print_run(pair: int, pairs: int, workload: str, users: int, side: str, result: WrkResult) -> None:

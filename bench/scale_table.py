@@ -7,7 +7,7 @@ of per-pair ratios (bench/standard.py's `paired_ratio`), as in the standard run.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bench import targets
 from bench.harness import WrkResult
@@ -21,6 +21,12 @@ ALWAYS_MISS = "get_my_posts?limit=1000 (never cached)"
 FLAT_USERS = (1, 100)
 
 Runs = dict[tuple[str, int, str], list[WrkResult]]
+# Errors of the unmeasured warm-up runs, by the same key: "no errors" holds for every run.
+WarmUpErrors = dict[tuple[str, int, str], int]
+
+
+def _with_errors(medians: Medians, more: int) -> Medians:
+    return replace(medians, errors=medians.errors + more)
 
 
 @dataclass(frozen=True)
@@ -40,17 +46,20 @@ class ScaleRow:
     miss_ratio: float | None = None
 
 
-def scale_row(workload: str, users: int, runs: Runs, target: PeerTarget | None) -> ScaleRow:
-    """The row of one workload at `users` from every run recorded."""
+def scale_row(
+    workload: str, users: int, runs: Runs, target: PeerTarget | None, warm_up_errors: WarmUpErrors | None = None
+) -> ScaleRow:
+    """The row of one workload at `users` from every run recorded; errors include the warm-up runs' too."""
     ours = runs[(workload, users, OURS)]
     peer = runs.get((workload, users, PEER), [])
     miss = runs.get((ALWAYS_MISS, users, OURS), []) if workload == LISTING else []
+    warm = warm_up_errors or {}
     return ScaleRow(
         workload=workload,
         users=users,
         pairs=len(ours),
-        ours=Medians.of(ours),
-        peer=Medians.of(peer) if peer else None,
+        ours=_with_errors(Medians.of(ours), warm.get((workload, users, OURS), 0)),
+        peer=_with_errors(Medians.of(peer), warm.get((workload, users, PEER), 0)) if peer else None,
         ratio=paired_ratio(ours, peer),
         target=target if peer else None,
         miss_ratio=paired_ratio(ours, miss),

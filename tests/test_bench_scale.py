@@ -17,7 +17,7 @@ import pytest
 
 from bench import targets
 from bench.harness import RESULT_MARKER, WrkError, WrkResult, run_wrk, script_text
-from bench.scale import SCALE_WORKLOADS, parse_users, select_scale
+from bench.scale import SCALE_WORKLOADS, parse_users, problems, select_scale
 from bench.scale_table import (
     ALWAYS_MISS,
     LISTING,
@@ -222,6 +222,31 @@ def test_the_scale_table_judges_every_target_per_row() -> None:
     assert lines[5] == (
         "| add-post | 100 | 1,200 | 1,000 | 1.20x | ≥ 1x ✓ | ≥ 1.5x ✗ | 1.0 / 30.0 | 40.0 | ✓ | 0 / 0 | ✓ |  |"
     )
+
+
+def test_errors_of_the_warm_up_runs_count_too() -> None:
+    warm = {(LISTING, 1, "ours"): 2, (LISTING, 1, "peer"): 1, ("add-post", 100, "ours"): 5}
+    row = scale_row(LISTING, 1, _runs(3), targets.SCALE, warm)
+    assert (row.ours.errors, row.peer.errors if row.peer else None) == (2, 1)
+    assert "| 2 / 1 | ✗ |" in format_scale_table([row])
+    assert scale_row(LISTING, 1, _runs(3), targets.SCALE, {}).ours.errors == 0
+
+
+def test_the_kept_log_is_what_went_wrong_and_the_answers_of_400_and_above() -> None:
+    log = "\n".join(
+        [
+            '{"logger": "gunicorn.access", "status": 200, "message": "GET / 200"}',
+            '{"logger": "gunicorn.access", "status": 503, "message": "GET /api/v1/posts/get_my_posts 503"}',
+            '{"logger": "gunicorn.access", "status": 404, "message": "DELETE ... 404"}',
+            '{"logger": "blueprints.errors", "level": "ERROR", "message": "database unavailable: TimeoutError"}',
+            "[2026-12-07 23:00:00 +0000] [1] [WARNING] a plain gunicorn line",
+            '{"logger": "gunicorn.access", "message": "no status"}',
+            "",
+        ]
+    )
+    kept = problems(log).splitlines()
+    assert len(kept) == 5 and not any('"status": 200' in line for line in kept)
+    assert problems("") == ""
 
 
 def test_with_fewer_than_three_pairs_ratios_are_shown_not_judged_but_errors_are() -> None:

@@ -4,6 +4,7 @@
 local tokens = {}
 local step = 0
 local post_id = nil
+local answered = true
 local headers = {}
 local json_headers = {["Content-Type"] = "application/json"}
 
@@ -13,6 +14,12 @@ function init(args)
 end
 
 function request()
+  -- No answer to the last request (a socket error or timeout, counted as such; wrk then asks for
+  -- another): start a new cycle rather than repeat a delete that may have been done.
+  if not answered then
+    step = 0
+  end
+  answered = false
   if step == 0 then
     local authorization = "Bearer " .. tokens[math.random(#tokens)]
     headers["Authorization"] = authorization
@@ -25,6 +32,7 @@ function request()
 end
 
 function response(status, response_headers, body)
+  answered = true
   if step == 0 then
     post_id = string.match(body, '"id"%s*:%s*"([%x%-]+)"')
     -- No id (a failed add, counted as an error): add again, as another account, rather than delete nothing.
