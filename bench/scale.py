@@ -57,6 +57,10 @@ OUR_DATABASE = "posts_scale"
 # the disk, not the services (a database server is sized for its data).
 BUFFER_POOL_MIB = 1024
 ADDED_TEXT_BYTES = 20
+# Longer than the slowest answers seen at 64 connections (p99 about 3 s on a busy machine): by then
+# a server has answered the requests wrk abandoned when it stopped. With a peer, the other side's
+# run in between usually takes longer already.
+DRAIN_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,8 @@ class Side:
     base: str
     tokens: Path
     drop_additions: Callable[[], int]
+    # When its last run ended (time.monotonic()).
+    ended: float = 0.0
 
 
 @dataclass
@@ -235,23 +241,31 @@ def prepare(options: ScaleOptions, work_dir: Path, data: ScaleData) -> Iterator[
         yield Prepared(sides, ours, seeded)
 
 
-def run_once(workload: ScaleWorkload, side: Side, users: int, wrk: Wrk, duration_s: float | None = None) -> WrkResult:
-    """One wrk run of the workload against one side as random accounts among the first `users`, from the seeded data.
+def run_once(
+    workload: ScaleWorkload, side: Side, users: int, wrk: Wrk, duration_s: float | None = None, *, clean: bool = True
+) -> WrkResult:
+    """One wrk run of the workload against one side as random accounts among the first `users`.
 
-    What earlier runs added is deleted first, not right after them: when wrk stops, requests it
-    abandoned are still queued at the server, and a clean-up then would race them (a cycle's
-    delete would find its post gone). By the next run of the same side, the other side has run.
+    With `clean`, what earlier runs added is deleted first, so the run starts from the seeded
+    data; but not before the side's last run has had DRAIN_SECONDS to drain: when wrk stops, the
+    requests it abandoned are still queued at the server, and a clean-up then would race them (a
+    cycle's delete would find its post gone, a 404 in the server's log that wrk never sees).
     """
-    side.drop_additions()
+    if clean:
+        time.sleep(max(0.0, side.ended + DRAIN_SECONDS - time.monotonic()))
+        side.drop_additions()
     threads = wrk.connections if workload.one_connection_per_thread else wrk.threads
-    return harness.run_wrk(
-        side.base + workload.path,
-        workload.script,
-        [str(side.tokens), str(users), *workload.extra_args],
-        duration_s=duration_s or wrk.duration_s,
-        connections=wrk.connections,
-        threads=threads,
-    )
+    try:
+        return harness.run_wrk(
+            side.base + workload.path,
+            workload.script,
+            [str(side.tokens), str(users), *workload.extra_args],
+            duration_s=duration_s or wrk.duration_s,
+            connections=wrk.connections,
+            threads=threads,
+        )
+    finally:
+        side.ended = time.monotonic()
 
 
 def run(options: ScaleOptions) -> list[ScaleRow]:
@@ -284,7 +298,8 @@ def run(options: ScaleOptions) -> list[ScaleRow]:
                                 path = RESULTS_DIR / f"profile-scale-{label}{_slug(workload.name)}-{users}.txt"
                                 profiler = Profiler(prepared.ours.server.worker_pids(), options.wrk.duration_s, path)
                                 profiler.start()
-                            result = run_once(workload, side, users, options.wrk)
+                            # Right after its warm-up, a run goes on from where the warm-up left the data.
+                            result = run_once(workload, side, users, options.wrk, clean=pair > 0)
                             runs.setdefault((workload.name, users, side.name), []).append(result)
                             _print_run(pair, options.pairs, workload.name, users, side.name, result)
                             if profiler:

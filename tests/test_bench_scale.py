@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,9 +16,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from bench import targets
+from bench import scale, targets
 from bench.harness import RESULT_MARKER, WrkError, WrkResult, run_wrk, script_text
-from bench.scale import SCALE_WORKLOADS, parse_users, problems, select_scale
+from bench.scale import SCALE_WORKLOADS, Side, parse_users, problems, run_once, select_scale
 from bench.scale_table import (
     ALWAYS_MISS,
     LISTING,
@@ -28,6 +29,7 @@ from bench.scale_table import (
     scale_row,
 )
 from bench.seed import write_tokens
+from bench.workloads import Wrk
 
 TOKENS = [f"token-{i}" for i in range(6)]
 
@@ -168,6 +170,29 @@ def test_a_cycle_lists_and_deletes_as_the_account_that_added(recorder: str, toke
 def test_a_token_file_shorter_than_n_stops_wrk(recorder: str, token_file: Path) -> None:
     with pytest.raises(WrkError, match="holds 6 tokens, not 7"):
         run_wrk(recorder + "/x", "scale_get", [str(token_file), "7"], duration_s=1, connections=1, threads=1)
+
+
+def test_a_run_cleans_up_before_it_once_the_sides_last_run_had_time_to_drain(
+    recorder: str, token_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scale, "DRAIN_SECONDS", 0.5)
+    cleaned: list[float] = []
+
+    def clean_up() -> int:
+        cleaned.append(time.monotonic())
+        return 0
+
+    side = Side("peer", recorder, token_file, clean_up)
+    [add] = [w for w in SCALE_WORKLOADS if w.name == "add-post"]
+    wrk = Wrk(duration_s=1, connections=2, threads=2)
+    first = run_once(add, side, 3, wrk)
+    first_ended = side.ended
+    assert first.requests > 0 and len(cleaned) == 1 and cleaned[0] < first_ended
+    run_once(add, side, 3, wrk, clean=False)
+    assert len(cleaned) == 1  # a run right after its warm-up goes on from where it left the data
+    second_ended = side.ended
+    run_once(add, side, 3, wrk)
+    assert len(cleaned) == 2 and cleaned[1] >= second_ended + 0.5
 
 
 def test_users_are_numbers_separated_by_commas() -> None:
