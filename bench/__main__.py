@@ -1,4 +1,4 @@
-"""`uv run --group bench python -m bench [--peer URL] [--redis] [--stress NAME] ...`: the one entry point."""
+"""`uv run --group bench python -m bench [--peer URL] [--redis] [--users N,...] [--stress NAME]`: the entry point."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import signal
 import tempfile
 from pathlib import Path
 
-from bench import harness, standard, stress
+from bench import harness, scale, seed, standard, stress
 from bench.stress.context import StressOptions
 from bench.workloads import Wrk
 
@@ -29,6 +29,13 @@ def serve_database() -> None:
             mariadb.close()
 
 
+def _users(text: str) -> tuple[int, ...]:
+    try:
+        return scale.parse_users(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def main() -> None:
     """Parse the command line and run the standard workloads, a stress scenario, or a database for a peer."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
@@ -44,6 +51,19 @@ def main() -> None:
     parser.add_argument("--label", default="", help="name of the results file (default: a timestamp)")
     parser.add_argument("--mariadb", metavar="URL", help="use this MariaDB server (e.g. from --db-only), not a new one")
     parser.add_argument("--db-only", action="store_true", help="only start a MariaDB for a peer and wait")
+    parser.add_argument(
+        "--users",
+        metavar="N[,N...]",
+        type=_users,
+        help="the scale run: every request as a random one of the first N seeded accounts (e.g. 1,100,1000,20000)",
+    )
+    parser.add_argument("--peer-db", metavar="URL", help="with --users and --peer: the peer's database, to seed")
+    parser.add_argument("--peer-secret", default=seed.PEER_SECRET, help="with --users: the peer's SECRET_KEY")
+    parser.add_argument("--accounts", type=int, default=seed.ACCOUNTS, help="with --users: accounts to seed (20000)")
+    parser.add_argument("--reseed", action="store_true", help="with --users: seed even if the data is already there")
+    parser.add_argument(
+        "--buffer-pool-mib", type=int, default=scale.BUFFER_POOL_MIB, help="with --users: grow InnoDB's pool to this"
+    )
     names = ", ".join(stress.SCENARIOS)
     parser.add_argument("--stress", action="append", default=[], metavar="NAME", help=f"{names}, or all")
     parser.add_argument("--slow-connections", type=int, default=1000, help="for --stress slow (default 1000)")
@@ -52,6 +72,26 @@ def main() -> None:
     options = parser.parse_args()
     if options.db_only:
         serve_database()
+    elif options.users:
+        scale.run(
+            scale.ScaleOptions(
+                wrk=Wrk(options.duration, options.connections, options.threads),
+                users=options.users,
+                pairs=options.pairs,
+                peer=options.peer,
+                peer_db=options.peer_db,
+                peer_secret=options.peer_secret,
+                redis=options.redis,
+                mariadb=options.mariadb,
+                only=tuple(options.only),
+                gunicorn_args=options.gunicorn_args,
+                profile=options.profile,
+                label=options.label,
+                accounts=options.accounts,
+                reseed=options.reseed,
+                buffer_pool_mib=options.buffer_pool_mib,
+            )
+        )
     elif options.stress:
         stress.run(
             list(stress.SCENARIOS) if options.stress == ["all"] else list(options.stress),

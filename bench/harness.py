@@ -43,23 +43,43 @@ def start_mariadb(base_dir: Path) -> MariaDBServer:
     return server
 
 
-def fresh_database(server_url: str, name: str) -> str:
-    """Drop and create database `name` on the MariaDB at `server_url` (mysql+pymysql://user@host:port); its URL."""
+def server_connection(server_url: str) -> Any:
+    """An autocommit PyMySQL connection to the MariaDB server at `server_url` (mysql+pymysql://user@host:port)."""
     parts = urllib.parse.urlsplit(server_url)
-    connection = pymysql.connect(
+    return pymysql.connect(
         host=parts.hostname,
         port=parts.port or 3306,
         user=urllib.parse.unquote(parts.username or "root"),
         password=urllib.parse.unquote(parts.password or ""),
         autocommit=True,
     )
+
+
+def database_url(server_url: str, name: str) -> str:
+    """The SQLAlchemy URL of database `name` on the server at `server_url`."""
+    return f"{server_url.rstrip('/')}/{name}?charset=utf8mb4"
+
+
+def _create_database(server_url: str, name: str, *, drop: bool) -> str:
+    connection = server_connection(server_url)
     try:
         with connection.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
-            cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+            if drop:
+                cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+            cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
     finally:
         connection.close()
-    return f"{server_url.rstrip('/')}/{name}?charset=utf8mb4"
+    return database_url(server_url, name)
+
+
+def fresh_database(server_url: str, name: str) -> str:
+    """Drop and create database `name` on the MariaDB at `server_url` (mysql+pymysql://user@host:port); its URL."""
+    return _create_database(server_url, name, drop=True)
+
+
+def ensure_database(server_url: str, name: str) -> str:
+    """Create database `name` on the MariaDB at `server_url` unless it exists (its data kept); its URL."""
+    return _create_database(server_url, name, drop=False)
 
 
 @dataclass

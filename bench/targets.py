@@ -51,3 +51,22 @@ def mark(value: float | None, threshold: float, pairs: int, *, below: bool = Fal
 def rss_mark(peak_mib: float, limit_mib: float = WORKER_RSS_LIMIT_MIB) -> str:
     """✓ when a worker's peak resident memory stayed under the limit."""
     return "✓" if peak_mib < limit_mib else "✗"
+
+
+# The scale run (issue 25): every workload at every number of active users, against the original.
+SCALE = PeerTarget(goal=1.5, floor=1.0)
+# Our listing's rate at 100 active users and at 1 within this fraction of each other.
+FLATNESS = 0.8
+SCALE_WORKER_RSS_LIMIT_MIB = 200.0
+
+
+def flat_mark(ratio: float | None, pairs: int, within: float = FLATNESS) -> str:
+    """✓ when one rate over another (`ratio`) is within `within` of it both ways: within ≤ ratio ≤ 1 / within."""
+    if ratio is None or pairs < MIN_PAIRS:
+        return "?"
+    return "✓" if within <= ratio <= 1 / within else "✗"
+
+
+def errors_mark(errors: int) -> str:
+    """✓ when a server answered every request of every run with a 2xx (judged whatever the number of pairs)."""
+    return "✓" if errors == 0 else "✗"

@@ -12,3 +12,18 @@ function base_headers(args)
   end
   return headers
 end
+
+-- The first `count` lines of file `path` (access tokens, one per account), as a table.
+function load_tokens(path, count)
+  local tokens = {}
+  for line in io.lines(path) do
+    if #tokens == count then
+      break
+    end
+    table.insert(tokens, line)
+  end
+  if #tokens < count then
+    error(path .. " holds " .. #tokens .. " tokens, not " .. count)
+  end
+  return tokens
+end
