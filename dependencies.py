@@ -31,7 +31,7 @@ def account_service() -> AccountService:
 
 def post_service() -> PostService:
     """Post rules over this request's session and the shared listing cache."""
-    return PostService(PostRepository(get_db), resources().listing)
+    return PostService(PostRepository(get_db), resources().listing, session_service())
 
 
 def admin_service() -> AdminService:

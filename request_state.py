@@ -31,6 +31,9 @@ class RequestState:
     trusted_device: str | None = None  # blueprints/auth/devices.py, once trusted_device_read
     trusted_device_read: bool = False
     db_session: Session | None = None  # resources.get_db, closed by resources.close_db
+    # blueprints/auth/tokens.py: the view's write checks the token's session itself, in its statement.
+    write_checks_session: bool = False
+    unchecked_generation: int | None = None
 
 
 def current() -> RequestState:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
+    exists,
     func,
     insert,
     null,
@@ -26,7 +27,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from models.entities import Post
-from models.tables import PostRow
+from models.tables import PostRow, UserRow
 from repositories.errors import UnknownOwnerError
 
 # Listings are read through a server-side (unbuffered) cursor, one row per fetch: a row can hold
@@ -46,9 +47,22 @@ _SEEK_HINT = "FORCE INDEX (ix_posts_user_id_seq)"
 log = logging.getLogger(__name__)
 
 _posts = cast(Table, PostRow.__table__)
+_users = cast(Table, UserRow.__table__)
 _anchor = _posts.alias("anchor")
 # Built once: each call then only binds parameters (SQLAlchemy caches the compiled form).
 _INSERT = insert(_posts)
+# The owner's session must still be in the token's generation: the write checks it itself, in
+# the same statement (no SELECT before it), and stores nothing when a session ending came first.
+_IN_SESSION = (_users.c.id == bindparam("user_id")) & (_users.c.session_generation == bindparam("generation"))
+_INSERT_IN_SESSION = insert(_posts).from_select(
+    [_posts.c.id, _posts.c.user_id, _posts.c.text, _posts.c.created_at],
+    select(
+        bindparam("id", type_=_posts.c.id.type),
+        bindparam("user_id", type_=_posts.c.user_id.type),
+        bindparam("text", type_=_posts.c.text.type),
+        bindparam("created_at", type_=_posts.c.created_at.type),
+    ).where(_IN_SESSION),
+)
 # Every listing statement also returns `seq`, where the next read continues (PostRows.last_seq).
 _LIST = (
     select(_posts.c.id, _posts.c.text, _posts.c.created_at, _posts.c.seq)
@@ -98,6 +112,7 @@ _LATER_PAGE = (
     .execution_options(**_STREAMED)
 )
 _DELETE_OWNED = delete(_posts).where(_posts.c.id == bindparam("post_id"), _posts.c.user_id == bindparam("user_id"))
+_DELETE_OWNED_IN_SESSION = _DELETE_OWNED.where(exists().where(_IN_SESSION))
 
 
 class PostRows:
@@ -192,16 +207,23 @@ class PostRepository:
     def _session(self) -> Session:
         return self._open_session()
 
-    def add(self, user_id: uuid.UUID, post_id: uuid.UUID, text: str, created_at: datetime) -> None:
-        """Insert one post in one statement; UnknownOwnerError when the user is gone (the foreign key refused it)."""
+    def add(
+        self, user_id: uuid.UUID, post_id: uuid.UUID, text: str, created_at: datetime, generation: int | None = None
+    ) -> bool:
+        """Insert one post in one statement; False when the owner's session left `generation` first.
+
+        With `generation` None the session was checked already. UnknownOwnerError when the user
+        is gone (the foreign key refused it).
+        """
+        values = {"id": post_id, "user_id": user_id, "text": text, "created_at": created_at}
+        statement = _INSERT if generation is None else _INSERT_IN_SESSION
         try:
-            self._session.connection().execute(
-                _INSERT, {"id": post_id, "user_id": user_id, "text": text, "created_at": created_at}
-            )
+            result = self._session.connection().execute(statement, {**values, "generation": generation})
             self._session.commit()
         except IntegrityError as exc:
             self._session.rollback()
             raise UnknownOwnerError(str(user_id)) from exc
+        return bool(result.rowcount)
 
     def head_for_user(self, user_id: uuid.UUID, count: int, small: int) -> list[Post] | None:
         """The user's newest `count` posts, read at once on this request's connection; None if one is over `small`.
@@ -244,9 +266,15 @@ class PostRepository:
 
         return read
 
-    def delete_owned(self, user_id: uuid.UUID, post_id: uuid.UUID) -> bool:
-        """Delete the post if this user owns it, in one statement; False when nothing matched."""
-        result = self._session.connection().execute(_DELETE_OWNED, {"post_id": post_id, "user_id": user_id})
+    def delete_owned(self, user_id: uuid.UUID, post_id: uuid.UUID, generation: int | None = None) -> bool:
+        """Delete the post if this user owns it (and, given `generation`, the session is still in it); False otherwise.
+
+        One statement either way: the session's check is part of it.
+        """
+        statement = _DELETE_OWNED if generation is None else _DELETE_OWNED_IN_SESSION
+        result = self._session.connection().execute(
+            statement, {"post_id": post_id, "user_id": user_id, "generation": generation}
+        )
         self._session.commit()
         return bool(result.rowcount)
 

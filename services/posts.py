@@ -15,7 +15,8 @@ from models.entities import Post
 from observability.tracing import span
 from repositories.errors import UnknownOwnerError
 from repositories.posts import PostRepository, PostRows
-from services.errors import PostNotFoundError, UnknownUserError
+from services.errors import PostNotFoundError, TokenRevokedError, UnknownUserError
+from services.sessions import SessionService
 
 # A streamed listing is read and sent in batches of about this size (a single large post is one
 # batch). Each batch is one SELECT on a connection returned before the batch is sent, so a client
@@ -166,25 +167,36 @@ class Listing:
 
 
 class PostService:
-    """Adds, lists and deletes a user's posts, keeping the listing cache coherent."""
+    """Adds, lists and deletes a user's posts, keeping the listing cache coherent.
 
-    def __init__(self, posts: PostRepository, cache: VersionedListingCache) -> None:
+    A write may be given the session `generation` its token claims when the token check left
+    that to the write (blueprints/auth/tokens.py): the write's own statement then checks it,
+    and a session that ended first makes it TokenRevokedError with nothing changed.
+    """
+
+    def __init__(self, posts: PostRepository, cache: VersionedListingCache, sessions: SessionService) -> None:
         self._posts = posts
         self._cache = cache
+        self._sessions = sessions
 
-    def add(self, user_id: uuid.UUID, text: str) -> uuid.UUID:
+    def add(self, user_id: uuid.UUID, text: str, generation: int | None = None) -> uuid.UUID:
         """Store a post and invalidate the owner's listing before answering (read-your-writes)."""
         post_id = uuid.uuid4()
         try:
-            self._posts.add(user_id, post_id, text, datetime.now(UTC))
+            stored = self._posts.add(user_id, post_id, text, datetime.now(UTC), generation)
         except UnknownOwnerError as exc:
             raise UnknownUserError(str(user_id)) from exc
+        if not stored:
+            raise TokenRevokedError(str(user_id))
         self._cache.invalidate(user_id)
         return post_id
 
-    def delete(self, user_id: uuid.UUID, post_id: uuid.UUID) -> None:
+    def delete(self, user_id: uuid.UUID, post_id: uuid.UUID, generation: int | None = None) -> None:
         """Delete one of the user's posts; someone else's post is reported as not found."""
-        if not self._posts.delete_owned(user_id, post_id):
+        if not self._posts.delete_owned(user_id, post_id, generation):
+            # Nothing matched: no such post of the user's, or (given a generation) a session that ended.
+            if generation is not None and self._sessions.is_revoked(user_id, generation):
+                raise TokenRevokedError(str(user_id))
             raise PostNotFoundError(str(post_id))
         self._cache.invalidate(user_id)
 

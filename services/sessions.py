@@ -42,17 +42,30 @@ class SessionService:
 
     def is_revoked(self, user_id: uuid.UUID, generation: int) -> bool:
         """True unless `generation` is the account's current session generation."""
+        verdict = self.verdict_from_memory(user_id, generation)
+        if verdict is not None:
+            return verdict
         known = self._generations.known(user_id)
-        if known is not None:
-            if generation < known.generation:
-                return True
-            if generation == known.generation and time.monotonic() - known.seen_at < self._trusted_seconds:
-                return False
         try:
             current = self.current_generation(user_id)
         except DatabaseUnavailableError:
             return generation < self._known_floor(user_id, known.generation if known else None)
         return generation != current
+
+    def verdict_from_memory(self, user_id: uuid.UUID, generation: int) -> bool | None:
+        """Whether the session is revoked, when this process can tell without the database; None when it cannot.
+
+        Revoked when the process knows a newer generation; open when it read this very one within
+        the trusted time.
+        """
+        known = self._generations.known(user_id)
+        if known is None:
+            return None
+        if generation < known.generation:
+            return True
+        if generation == known.generation and time.monotonic() - known.seen_at < self._trusted_seconds:
+            return False
+        return None
 
     def current_generation(self, user_id: uuid.UUID) -> int:
         """The account's generation from the database (GONE once deleted), remembered in this process."""

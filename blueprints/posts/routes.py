@@ -8,7 +8,12 @@ from typing import Any
 from flask import Response, request
 from flask_jwt_extended import jwt_required
 
-from blueprints.auth.tokens import current_user_id, jwt_required_in_header_or_body
+from blueprints.auth.tokens import (
+    current_user_id,
+    jwt_required_in_header_or_body,
+    unchecked_generation,
+    write_checks_the_session,
+)
 from blueprints.openapi import BEARER_SECURITY, Blueprint, errors
 from blueprints.posts.listing import DOCUMENTED_HEADERS, LINK_HEADER, listing_query, listing_response, validators
 from blueprints.posts.schemas import (
@@ -27,6 +32,7 @@ blp = Blueprint("posts", __name__, url_prefix="/api/v1/posts", description="Your
 
 
 @blp.route("/add-post", methods=["POST"])
+@write_checks_the_session
 @jwt_required_in_header_or_body
 # The example Swagger UI pre-fills: without it, its generated one sends `"token": "string"`.
 @blp.arguments(AddPostSchema, example={"text": "Hello, world"})
@@ -38,7 +44,7 @@ def add_post(payload: dict[str, Any]) -> dict[str, uuid.UUID]:
 
     The text is stored byte for byte; the whole request body may be up to 1 MiB.
     """
-    return {"id": post_service().add(current_user_id(), payload["text"])}
+    return {"id": post_service().add(current_user_id(), payload["text"], unchecked_generation())}
 
 
 @blp.route("/get_my_posts", methods=["GET"])
@@ -65,6 +71,7 @@ def get_my_posts() -> Response:
 
 
 @blp.route("/delete_my_post", methods=["DELETE"])
+@write_checks_the_session
 @jwt_required()
 @blp.arguments(PostIdSchema, location="query")
 @blp.response(200, DeletedSchema)
@@ -75,5 +82,5 @@ def delete_my_post(query: dict[str, Any]) -> dict[str, str]:
 
     A post that does not exist or is not yours gets 404, and nothing changes.
     """
-    post_service().delete(current_user_id(), query["post_id"])
+    post_service().delete(current_user_id(), query["post_id"], unchecked_generation())
     return {"status": "post deleted successfully"}
