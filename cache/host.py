@@ -39,8 +39,11 @@ DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 # Cache entries evicted at once when the file is full (oldest stored first).
 EVICTION_BATCH = 256
 # A write waits this long for another process's write to finish (they take microseconds);
-# past it the operation fails and callers fall back (a cache miss, a refused limit check).
+# past it the operation fails and callers fall back (a cache miss, a refused limit check). It
+# waits in short sleeps of its own, not SQLite's busy handler: that one sleeps 1, 2, 5, 10 ms...
+# inside the C call, which under the gevent worker would stall every request of the worker.
 BUSY_TIMEOUT_SECONDS = 0.5
+BUSY_RETRY_SECONDS = 0.0005
 # The write-ahead log is checkpointed every 1000 pages (SQLite's default) and cut back to this.
 WAL_SIZE_LIMIT = 4 * 1024 * 1024
 # The cache tables, in the order eviction empties them.
@@ -73,16 +76,17 @@ class HostFile:
         self._inherited: list[sqlite3.Connection] = []
 
     def run(self, operation: Callable[[sqlite3.Connection], Any]) -> Any:
-        """Call `operation` with this process's connection, one caller at a time."""
+        """Call `operation` with this process's connection, one caller at a time; again while another process writes."""
         with self._lock:
-            return operation(self._connect())
+            connection = self._connect()
+            return _while_busy(lambda: operation(connection))
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction (BEGIN IMMEDIATE ... COMMIT), rolled back if the block raises."""
         with self._lock:
             connection = self._connect()
-            connection.execute("BEGIN IMMEDIATE")
+            _while_busy(lambda: connection.execute("BEGIN IMMEDIATE"))
             try:
                 yield connection
             except BaseException:
@@ -107,18 +111,9 @@ class HostFile:
             self._inherited.append(self._connection)
         self._connection = None
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        connection = sqlite3.connect(
-            self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
-        )
+        connection = sqlite3.connect(self.path, timeout=0, isolation_level=None, check_same_thread=False)
         try:
-            connection.execute("PRAGMA journal_mode=WAL")
-            # In WAL mode NORMAL syncs only at checkpoints; the store is a cache (and usually memory).
-            connection.execute("PRAGMA synchronous=NORMAL")
-            connection.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
-            page_size = int(connection.execute("PRAGMA page_size").fetchone()[0])
-            connection.execute(f"PRAGMA max_page_count={max(16, self.max_bytes // page_size)}")
-            for statement in _SCHEMA:
-                connection.execute(statement)
+            _while_busy(lambda: _prepare(connection, self.max_bytes))
         except BaseException:
             connection.close()
             raise
@@ -138,6 +133,38 @@ def shared_file(directory: str, max_bytes: int = DEFAULT_MAX_BYTES) -> HostFile:
         if found is None:
             found = _files[key] = HostFile(directory, max_bytes)
         return found
+
+
+def _prepare(connection: sqlite3.Connection, max_bytes: int) -> None:
+    """The connection's settings and the schema (again from the start if another process held the lock)."""
+    connection.execute("PRAGMA journal_mode=WAL")
+    # In WAL mode NORMAL syncs only at checkpoints; the store is a cache (and usually memory).
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
+    page_size = int(connection.execute("PRAGMA page_size").fetchone()[0])
+    connection.execute(f"PRAGMA max_page_count={max(16, max_bytes // page_size)}")
+    for statement in _SCHEMA:
+        connection.execute(statement)
+
+
+def _while_busy(step: Callable[[], Any]) -> Any:
+    """Run `step`, again after a short sleep while another process holds the lock, up to BUSY_TIMEOUT_SECONDS.
+
+    The sleep is time.sleep, which the gevent worker makes cooperative: the worker's other
+    requests go on meanwhile.
+    """
+    deadline: float | None = None
+    while True:
+        try:
+            return step()
+        except sqlite3.OperationalError as error:
+            if getattr(error, "sqlite_errorcode", 0) & 0xFF not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                raise
+            now = time.monotonic()
+            deadline = deadline if deadline is not None else now + BUSY_TIMEOUT_SECONDS
+            if now >= deadline:
+                raise
+            time.sleep(BUSY_RETRY_SECONDS)
 
 
 def is_full(error: sqlite3.Error) -> bool:
