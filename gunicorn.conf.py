@@ -90,6 +90,13 @@ def post_fork(server: object, worker: object) -> None:
     fix_mmap_threshold()
 
 
+def post_worker_init(worker: object) -> None:
+    """In each worker, the app loaded: the collector no longer walks it (serving/memory.py)."""
+    from serving.memory import freeze_loaded_objects
+
+    freeze_loaded_objects()
+
+
 def when_ready(server: object) -> None:
     """Master, listening: serve every worker's metrics on METRICS_PORT (when set)."""
     from observability import gunicorn_hooks

@@ -41,3 +41,18 @@ def test_glibc_accepts_the_threshold() -> None:
 def test_an_operators_own_tunable_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ENVIRONMENT_TUNABLE, "1048576")
     assert fix_mmap_threshold() is False
+
+
+def test_every_worker_freezes_the_loaded_app_for_the_collector() -> None:
+    hooks = runpy.run_path(str(REPO_ROOT / "gunicorn.conf.py"))
+    import gc
+
+    try:
+        hooks["post_worker_init"](object())
+        frozen = gc.get_freeze_count()
+        assert frozen > 10_000  # this test process's loaded modules, as a worker's app would be
+        garbage = [[] for _ in range(100)]
+        del garbage
+        assert gc.get_freeze_count() == frozen  # later objects are collected as usual
+    finally:
+        gc.unfreeze()
