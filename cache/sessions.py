@@ -89,9 +89,7 @@ class SessionGenerations:
         """
         key = _key(user_id)
         try:
-            # FileSystemCache.add refuses while an expired entry's file is still there: then set.
-            if not self._backend.add(key, generation, timeout=self._copy_timeout) and self._backend.get(key) is None:
-                self._backend.set(key, generation, timeout=self._copy_timeout)
+            self._backend.add(key, generation, timeout=self._copy_timeout)
         except Exception:  # only an outage's fallback is lost; the database still decides
             log.warning("session generation of user %s not shared (cache unavailable)", user_id)
 
