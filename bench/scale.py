@@ -44,7 +44,7 @@ from bench.scale_table import (
     scale_row,
 )
 from bench.seed import ScaleData, Seeded
-from bench.standard import RESULTS_DIR, WARM_UP_SECONDS
+from bench.standard import RESULTS_DIR, WARM_UP_SECONDS, slug, write_results
 from bench.targets import SCALE, PeerTarget
 from bench.workloads import ADD, LIST, Wrk
 from services.passwords import Passwords
@@ -295,7 +295,7 @@ def run(options: ScaleOptions) -> list[ScaleRow]:
                             profiler = None
                             if options.profile and pair == 0 and side.name == OURS:
                                 label = f"{options.label}-" if options.label else ""
-                                path = RESULTS_DIR / f"profile-scale-{label}{_slug(workload.name)}-{users}.txt"
+                                path = RESULTS_DIR / f"profile-scale-{label}{slug(workload.name)}-{users}.txt"
                                 profiler = Profiler(prepared.ours.server.worker_pids(), options.wrk.duration_s, path)
                                 profiler.start()
                             # Right after its warm-up, a run goes on from where the warm-up left the data.
@@ -406,11 +406,4 @@ def _write_json(
         "worker_rss_after_most_users_mib": rss_after,
         "worker_peak_rss_mib": peak_rss,
     }
-    path = RESULTS_DIR / f"scale-{stem}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document, indent=2, default=str) + "\n")
-    print(f"results: {path}")
-
-
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in name).strip("-")
+    write_results(f"scale-{stem}.json", document)

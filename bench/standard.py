@@ -231,7 +231,7 @@ def run(options: Options) -> list[Row]:
                             continue
                         profiler = None
                         if options.profile and pair == 0 and subject is ours:
-                            path = RESULTS_DIR / f"profile-{_slug(workload.name)}.txt"
+                            path = RESULTS_DIR / f"profile-{slug(workload.name)}.txt"
                             profiler = Profiler(servers.ours.server.worker_pids(), options.wrk.duration_s, path)
                             profiler.start()
                         result = workload.run(subject, options.wrk)
@@ -294,11 +294,17 @@ def _write_json(options: Options, rows: list[Row], peak_rss: float) -> None:
         "rows": [asdict(row) for row in rows],
         "worker_peak_rss_mib": peak_rss,
     }
-    path = RESULTS_DIR / f"standard-{stem}.json"
+    write_results(f"standard-{stem}.json", document)
+
+
+def write_results(name: str, document: dict[str, Any]) -> None:
+    """Write a run's JSON document to bench/results/`name` and say where."""
+    path = RESULTS_DIR / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2, default=str) + "\n")
     print(f"results: {path}")
 
 
-def _slug(name: str) -> str:
+def slug(name: str) -> str:
+    """A workload's name as a piece of a file name."""
     return "".join(c if c.isalnum() else "-" for c in name).strip("-")
