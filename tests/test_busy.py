@@ -8,6 +8,7 @@ tests/test_database_breaker.py and tests/e2e/test_database_outage.py.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -20,7 +21,7 @@ from sqlalchemy import Connection, create_engine, select
 from config import Settings, load_settings
 from models.tables import UserRow
 from resources import resources
-from tests.support.api import LIST, TEST_SECRET, Api, bearer
+from tests.support.api import LIST, TEST_SECRET, Api, MakeClient, bearer
 from tests.support.net import free_port
 
 BUSY = {"error": "Server busy, retry later"}
@@ -104,3 +105,22 @@ def test_no_pooled_connection_in_time_is_busy_not_down(
     assert "no pooled database connection came free in time" in caplog.text
     assert "database unavailable" not in caplog.text
     assert client.get(LIST, headers=bearer(token)).status_code == 200
+
+
+def test_a_page_needs_one_pooled_connection_at_a_time(
+    make_client: MakeClient, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With one pooled connection, a request that held the token check's connection while its
+    # listing waited for a second would wait for itself until the pool's timeout.
+    if backend != "mariadb":
+        pytest.skip("the MySQL/MariaDB pool is fixed in size; SQLite opens connections as needed")
+    client = make_client(db_pool_size=1)
+    api = Api(client)
+    token = api.user()["access_token"]
+    for text in ("one", "two", "three"):
+        api.add_post(token, text)
+    real = time.monotonic
+    monkeypatch.setattr(time, "monotonic", lambda: real() + 60)  # the session must be read again
+    page = client.get(LIST, query_string={"limit": 2}, headers=bearer(token))
+    assert page.status_code == 200, page.get_json()
+    assert [post["text"] for post in page.get_json()] == ["three", "two"]
