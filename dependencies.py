@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from repositories.posts import PostRepository
 from repositories.reset_tokens import ResetTokenRepository
+from repositories.session_feed import SessionFeedRepository
 from repositories.users import UserRepository
 from resources import get_db, resources
 from services.accounts import AccountService
@@ -21,7 +22,7 @@ from services.sessions import SessionService
 
 def session_service() -> SessionService:
     """Session rules (which tokens are still valid) over this request's session."""
-    return SessionService(UserRepository(get_db), resources().generations)
+    return SessionService(UserRepository(get_db), resources().generations, SessionFeedRepository(get_db))
 
 
 def account_service() -> AccountService:

@@ -1,8 +1,10 @@
 """What this process knows of each account's session generation: a bounded memo, and a shared copy.
 
-The database holds the truth (users.session_generation). The memo lets a hot path skip the
-database for a short while after reading it; the copy in the shared cache is only for when the
-database is down, so a worker that has not heard of a recent ending still refuses the old tokens.
+The database holds the truth (users.session_generation) and the feed of endings
+(session_endings). The memo lets a hot path skip the database after reading it: for a short
+while on its own, and for as long as this process keeps reading the feed (which tells it which
+remembered generations went stale). The copy in the shared cache is only for when the database
+is down, so a worker that has not heard of a recent ending still refuses the old tokens.
 """
 
 from __future__ import annotations
@@ -33,15 +35,48 @@ class Known:
 class SessionGenerations:
     """A per-process LRU of generations (at most `max_users`), backed by a shared cachelib copy.
 
-    A generation only grows, so an older reading never replaces a newer one.
+    A generation only grows, so an older reading never replaces a newer one. `feed_seq` is the
+    newest ending of the feed applied here (None before the first read), `feed_read_at` when
+    the last read began, `feed_since` when the feed's unbroken reading began (time.monotonic()).
     """
 
-    def __init__(self, backend: BaseCache, *, max_users: int = 10_000, copy_timeout: int = 7 * 24 * 3600) -> None:
+    def __init__(self, backend: BaseCache, *, max_users: int = 50_000, copy_timeout: int = 7 * 24 * 3600) -> None:
         self._backend = backend
         self._max_users = max_users
         self._copy_timeout = copy_timeout
         self._known: OrderedDict[uuid.UUID, Known] = OrderedDict()
         self._lock = threading.Lock()
+        self.feed_seq: int | None = None
+        self.feed_read_at = float("-inf")
+        self.feed_since = float("inf")
+
+    def apply_endings(
+        self, last_seq: int, changes: list[tuple[uuid.UUID, int | None]], complete: bool, read_at: float
+    ) -> None:
+        """Take in the feed's endings after `feed_seq`, read at `read_at` (time.monotonic() when the read began).
+
+        A remembered generation that an ending passed is raised (GONE for a deleted account);
+        accounts this process does not remember are not added. The feed vouches only for what
+        was read from the database after it was first read, or after endings went missing (the
+        process fell further behind than the feed keeps): `feed_since` moves to `read_at` then.
+        """
+        with self._lock:
+            if self.feed_seq is not None and last_seq <= self.feed_seq:
+                self.feed_read_at = max(self.feed_read_at, read_at)
+                return
+            if self.feed_seq is None or not complete:
+                self.feed_since = read_at
+            for user_id, generation in changes:
+                old = self._known.get(user_id)
+                current = GONE if generation is None else generation
+                if old is not None and old.generation < current:
+                    self._known[user_id] = Known(current, old.seen_at)
+            self.feed_seq = last_seq
+            self.feed_read_at = max(self.feed_read_at, read_at)
+
+    def vouched_by_feed(self, known: Known, now: float, within: float) -> bool:
+        """Whether the feed vouches for `known`: read within `within` seconds, continuously since before `known` was."""
+        return now - self.feed_read_at < within and known.seen_at >= self.feed_since
 
     def known(self, user_id: uuid.UUID) -> Known | None:
         """The newest generation this process has read for the account, if it has one."""

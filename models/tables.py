@@ -1,11 +1,11 @@
-"""SQLAlchemy tables: users, their posts, their password reset tokens and reset mails."""
+"""SQLAlchemy tables: users, their posts, their password reset tokens and reset mails, the feed of session endings."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, MetaData, String, Uuid
+from sqlalchemy import DDL, ForeignKey, Index, Integer, MetaData, String, Uuid, event
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from models.types import BigIntegerPK, EmailString, LongText, UTCDateTime
@@ -93,3 +93,39 @@ class ResetMailRow(Base):
     seq: Mapped[int] = mapped_column(BigIntegerPK, primary_key=True, autoincrement=True)
     user_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id", ondelete="CASCADE"))
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SessionEndingRow(Base):
+    """One ending of an account's sessions (sign-out, password change or reset, deletion), in commit order.
+
+    Written in the transaction that makes the ending (repositories/users.py); each worker reads
+    the new rows twice a second and so knows which of the generations it remembers went stale,
+    without reading every account's row on every request (services/sessions.py). `seq` comes
+    from SessionFeedRow; `generation` is the account's new one, NULL once the account is gone.
+    Only the newest rows are kept.
+    """
+
+    __tablename__ = "session_endings"
+    __table_args__ = MYSQL_TABLE_ARGS
+
+    seq: Mapped[int] = mapped_column(BigIntegerPK, primary_key=True, autoincrement=False)
+    user_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    generation: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class SessionFeedRow(Base):
+    """The feed's one row: the seq of the newest ending. Its row lock orders the endings as they commit."""
+
+    __tablename__ = "session_feed"
+    __table_args__ = MYSQL_TABLE_ARGS
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_seq: Mapped[int] = mapped_column(BigIntegerPK, server_default="0")
+
+
+# The feed starts at 0 wherever the table is made (the migration inserts the same row).
+event.listen(
+    SessionFeedRow.__table__,
+    "after_create",
+    DDL("INSERT INTO session_feed (id, last_seq) VALUES (1, 0)"),  # type: ignore[no-untyped-call]
+)

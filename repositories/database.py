@@ -5,21 +5,24 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import ExceptionContext, make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from cache.breaker import CircuitBreaker
 from config import Settings
 from observability.db_pool import MeteredQueuePool
 from repositories.pool_reset import skip_clean_resets
+from repositories.schema import is_missing_schema
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +92,27 @@ def is_busy(error: BaseException) -> bool:
     if isinstance(code, int):
         return code in MYSQL_BUSY_ERRORS
     return any(message in str(original) for message in SQLITE_BUSY_MESSAGES) if original is not None else False
+
+
+@contextmanager
+def down_as_unavailable(session: Session) -> Iterator[None]:
+    """Around reads a caller can do without: a database that is down raises DatabaseUnavailableError.
+
+    Known down (the breaker), unreachable, or the connection lost: the session is rolled back
+    and DatabaseUnavailableError raised, so the caller may fall back. A busy moment (a lock
+    wait, no pooled connection in time) and a schema that is not migrated propagate as they are.
+    """
+    try:
+        yield
+    except PoolTimeoutError as exc:
+        if is_busy(exc):
+            raise
+        raise DatabaseUnavailableError from None
+    except OperationalError as exc:
+        if is_missing_schema(exc) or is_busy(exc):
+            raise
+        session.rollback()
+        raise DatabaseUnavailableError from exc
 
 
 # A pooled connection idle longer than this is pinged before use (DatabaseBreaker._ping_if_idle).

@@ -8,15 +8,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models.entities import User
 from models.tables import PostRow, UserRow
-from repositories.database import DatabaseUnavailableError, is_busy
+from repositories.database import down_as_unavailable
 from repositories.errors import DuplicateEmailError
-from repositories.schema import is_missing_schema
+from repositories.session_feed import record_ending
 
 # What the rest of the service sees of an account (never the password hash).
 _USER_COLUMNS = (UserRow.id, UserRow.email_address, UserRow.created_at, UserRow.updated_at)
@@ -90,17 +89,8 @@ class UserRepository:
         lost), so the caller may fall back; other errors (an unmigrated schema, a busy moment:
         no pooled connection free in time, a lock wait) propagate.
         """
-        try:
+        with down_as_unavailable(self._session):
             row = self._session.connection().execute(_GENERATION, {"user_id": user_id}).one_or_none()
-        except PoolTimeoutError as exc:
-            if is_busy(exc):
-                raise
-            raise DatabaseUnavailableError from None
-        except OperationalError as exc:
-            if is_missing_schema(exc) or is_busy(exc):
-                raise
-            self._session.rollback()
-            raise DatabaseUnavailableError from exc
         return None if row is None else int(row.session_generation)
 
     def with_session_generation(self, user_id: uuid.UUID) -> tuple[User, int] | None:
@@ -114,15 +104,21 @@ class UserRepository:
         """Move the account to the next session generation, with `changes` to its columns, in one UPDATE.
 
         Only from `generation`: False when the account is gone or already moved on (a concurrent
-        ending won, so the caller's token or credentials are no longer current).
+        ending won, so the caller's token or credentials are no longer current). The ending goes
+        to the feed of endings in the same transaction (repositories/session_feed.py).
         """
         result = self._session.execute(
             update(UserRow)
             .where(UserRow.id == user_id, UserRow.session_generation == generation)
             .values(session_generation=UserRow.session_generation + 1, **changes)
         )
-        self._session.commit()
-        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+        ended = bool(result.rowcount == 1)  # type: ignore[attr-defined]
+        if ended:
+            record_ending(self._session, user_id, generation + 1)
+            self._session.commit()
+        else:
+            self._session.rollback()
+        return ended
 
     def change_password(self, user_id: uuid.UUID, generation: int, password_hash: str, changed_at: datetime) -> bool:
         """Store a new password hash and end every session, from `generation` (see end_sessions)."""
@@ -154,7 +150,10 @@ class UserRepository:
         return [(_user(row), row.posts) for row in rows]
 
     def delete(self, user_id: uuid.UUID) -> bool:
-        """Delete the account; its posts go with it (ON DELETE CASCADE). False when nothing matched."""
+        """Delete the account (its posts go with it: ON DELETE CASCADE) and feed its end; False when nothing matched."""
         result = self._session.execute(delete(UserRow).where(UserRow.id == user_id))
+        deleted = bool(result.rowcount)  # type: ignore[attr-defined]
+        if deleted:
+            record_ending(self._session, user_id, None)
         self._session.commit()
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return deleted

@@ -10,9 +10,15 @@ or the cache do.
 
 The access-token check reads the generation from the database, and trusts what it read for
 TRUSTED_SECONDS in this process (the contract allows one second for an ending to reach every
-worker and host). A token older than what this process knows is refused without a query. While
-the database is down, the newest generation known here or in the shared cache decides, and a
-token that neither can vouch for gets 503, never a pass.
+worker and host). Beyond that it trusts it for as long as this process keeps reading the feed of
+endings (repositories/session_feed.py: every ending adds a row in its own transaction): a read
+of the feed at most TRUSTED_SECONDS old tells which remembered generations went stale, so an
+account's row is read about once per worker, not once per request, whatever the number of
+users (up to FEED_TRUSTED_SECONDS, after which it is read again: an ending written without the
+feed, by an older release during an upgrade, still reaches every worker). A token older than
+what this process knows is refused without a query. While the database is down, the newest
+generation known here or in the shared cache decides, and a token that neither can vouch for
+gets 503, never a pass.
 """
 
 from __future__ import annotations
@@ -23,26 +29,37 @@ import uuid
 from cache.sessions import GONE, SessionGenerations
 from models.entities import User
 from repositories.database import DatabaseUnavailableError
+from repositories.session_feed import SessionFeedRepository
 from repositories.users import UserRepository
 from services.errors import TokenRevokedError, UnknownUserError
 
 # Half the contract's one-second propagation: the other half covers a request already past its check.
 TRUSTED_SECONDS = 0.5
+# How long a generation read from the database is believed on the feed's word.
+FEED_TRUSTED_SECONDS = 30.0
 
 
 class SessionService:
     """Decides whether a token's session is still open, and ends sessions."""
 
     def __init__(
-        self, users: UserRepository, generations: SessionGenerations, trusted_seconds: float = TRUSTED_SECONDS
+        self,
+        users: UserRepository,
+        generations: SessionGenerations,
+        feed: SessionFeedRepository | None = None,
+        trusted_seconds: float = TRUSTED_SECONDS,
     ) -> None:
+        """`feed` None: remembered generations are trusted for `trusted_seconds` only."""
         self._users = users
         self._generations = generations
+        self._feed = feed
         self._trusted_seconds = trusted_seconds
 
     def is_revoked(self, user_id: uuid.UUID, generation: int) -> bool:
         """True unless `generation` is the account's current session generation."""
         verdict = self.verdict_from_memory(user_id, generation)
+        if verdict is None and self._feed_may_tell(user_id, generation):
+            verdict = self.verdict_from_memory(user_id, generation)
         if verdict is not None:
             return verdict
         known = self._generations.known(user_id)
@@ -63,9 +80,35 @@ class SessionService:
             return None
         if generation < known.generation:
             return True
-        if generation == known.generation and time.monotonic() - known.seen_at < self._trusted_seconds:
-            return False
+        if generation == known.generation:
+            now = time.monotonic()
+            age = now - known.seen_at
+            if age < self._trusted_seconds:
+                return False
+            if age < FEED_TRUSTED_SECONDS and self._generations.vouched_by_feed(known, now, self._trusted_seconds):
+                return False
         return None
+
+    def _feed_may_tell(self, user_id: uuid.UUID, generation: int) -> bool:
+        """Read the feed when that may vouch for a remembered generation; True when it was read.
+
+        Only for an account this process remembers at the token's generation or an older one
+        (a newer token's generation may be what an ending since then made current), and only
+        when the last read is older than the trusted time. A database that is down is left to
+        the caller's fallback.
+        """
+        known = self._generations.known(user_id)
+        if self._feed is None or known is None or generation < known.generation:
+            return False
+        if time.monotonic() - self._generations.feed_read_at < self._trusted_seconds:
+            return False
+        read_at = time.monotonic()
+        try:
+            endings = self._feed.since(self._generations.feed_seq)
+        except DatabaseUnavailableError:
+            return False
+        self._generations.apply_endings(endings.last_seq, endings.changes, endings.complete, read_at)
+        return True
 
     def current_generation(self, user_id: uuid.UUID) -> int:
         """The account's generation from the database (GONE once deleted), remembered in this process."""

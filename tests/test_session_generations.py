@@ -2,11 +2,13 @@
 
 Each SessionService below stands for one worker: its own SessionGenerations memo, one shared
 cache backend, one database. The database decides; a worker trusts what it read for a bounded
-time, and while the database is down only a generation it or the shared cache knows vouches.
+time, or for as long as it keeps reading the feed of endings, and while the database is down
+only a generation it or the shared cache knows vouches.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 
@@ -15,8 +17,10 @@ from cachelib import SimpleCache
 from flask import Flask
 from sqlalchemy.orm import Session
 
+import repositories.session_feed
 from cache.sessions import GONE, SessionGenerations
 from repositories.database import DatabaseUnavailableError
+from repositories.session_feed import SessionFeedRepository
 from repositories.users import UserRepository
 from resources import resources
 from services.errors import TokenRevokedError
@@ -43,11 +47,12 @@ def shared() -> SimpleCache:
 def worker(app: Flask, shared: SimpleCache, statements: list[str]) -> Worker:
     """Factory: one worker's session service over the app's database and the shared cache."""
 
-    def make(*, trusted_seconds: float = 60.0, down: bool = False) -> SessionService:
+    def make(*, trusted_seconds: float = 60.0, down: bool = False, feed: bool = False) -> SessionService:
         # Each check of a worker is a request of its own: it sees what is committed by then.
         session = Session(resources(app).engine.execution_options(isolation_level="AUTOCOMMIT"))
         users = (DownUsers if down else UserRepository)(lambda: session)
-        return SessionService(users, SessionGenerations(shared), trusted_seconds=trusted_seconds)
+        endings = SessionFeedRepository(lambda: session) if feed else None
+        return SessionService(users, SessionGenerations(shared), endings, trusted_seconds=trusted_seconds)
 
     return make
 
@@ -130,3 +135,83 @@ def test_an_older_reading_never_replaces_a_newer_one(shared: SimpleCache) -> Non
     generations.learn(user_id, 1, read_at=20.0)  # a slow request's earlier read, arriving late
     known = generations.known(user_id)
     assert known is not None and (known.generation, known.seen_at) == (2, 10.0)
+
+
+@pytest.fixture
+def later(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
+    """Move this process's clock on by some seconds (what it read grows old; nothing else changes)."""
+    offset = [0.0]
+    real = time.monotonic
+    monkeypatch.setattr(time, "monotonic", lambda: real() + offset[0])
+
+    def advance(seconds: float) -> None:
+        offset[0] += seconds
+
+    return advance
+
+
+def _warmed(worker: Worker, user_id: uuid.UUID, later: Callable[[float], None]) -> SessionService:
+    """A worker that remembers the account and reads the feed: its checks need no read of the account."""
+    this = worker(trusted_seconds=0.5, feed=True)
+    assert not this.is_revoked(user_id, 0)  # reads the account
+    later(1)
+    assert not this.is_revoked(user_id, 0)  # reads the feed for the first time, then the account again
+    return this
+
+
+def test_a_worker_reading_the_feed_reads_no_account_again(
+    worker: Worker, sign_up: SignUp, statements: list[str], later: Callable[[float], None]
+) -> None:
+    user_id = _user(sign_up)
+    this = _warmed(worker, user_id, later)
+    for _ in range(3):
+        later(1)  # past the trusted half second: a read is due
+        statements.clear()
+        assert not this.is_revoked(user_id, 0)
+        assert statements == ["SELECT"]  # the feed's newest seq, nothing ended: not the account
+        statements.clear()
+        assert [this.is_revoked(user_id, 0) for _ in range(5)] == [False] * 5
+        assert statements == []  # the feed was just read
+    later(31)  # past FEED_TRUSTED_SECONDS: the account is read again even so
+    statements.clear()
+    assert not this.is_revoked(user_id, 0)
+    assert statements.count("SELECT") == 2
+
+
+def test_an_ending_elsewhere_reaches_a_worker_through_the_feed(
+    app: Flask, worker: Worker, sign_up: SignUp, statements: list[str], later: Callable[[float], None]
+) -> None:
+    user_id, bystander = _user(sign_up), uuid.UUID(sign_up("bob@example.com")["id"])
+    this = _warmed(worker, user_id, later)
+    worker().sign_out(user_id, 0)  # on another worker
+    later(1)
+    statements.clear()
+    assert this.is_revoked(user_id, 0)
+    assert statements == ["SELECT", "SELECT"]  # the feed's seq and its new ending: not the account
+    assert not this.is_revoked(user_id, 1)
+    elsewhere = Session(resources(app).engine)
+    assert UserRepository(lambda: elsewhere).delete(user_id)  # the account is deleted on another worker
+    elsewhere.close()
+    assert not this.is_revoked(bystander, 0)  # the bystander is read (not remembered yet)
+    later(1)
+    assert this.is_revoked(user_id, 1)  # the deletion came through the feed too
+
+
+def test_a_worker_that_missed_endings_reads_the_accounts_again(
+    worker: Worker,
+    sign_up: SignUp,
+    statements: list[str],
+    later: Callable[[float], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(repositories.session_feed, "RETAINED_ENDINGS", 2)
+    user_id = _user(sign_up)
+    others = [uuid.UUID(sign_up(f"user{n}@example.com")["id"]) for n in range(3)]
+    this = _warmed(worker, user_id, later)
+    elsewhere = worker()
+    for other in others:
+        elsewhere.sign_out(other, 0)  # three endings: the feed keeps the last two
+    later(1)
+    statements.clear()
+    assert not this.is_revoked(user_id, 0)
+    assert statements == ["SELECT", "SELECT", "SELECT"]  # the feed, its (incomplete) endings, the account

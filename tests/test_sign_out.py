@@ -101,13 +101,14 @@ def test_only_the_current_generation_refreshes(app: Flask, client: FlaskClient, 
     assert _refresh(client, _refresh_token(user["id"], 1)) == 200
 
 
-def test_sign_out_is_one_update_and_refresh_stays_one_select(
+def test_sign_out_is_one_ending_and_refresh_stays_one_select(
     client: FlaskClient, sign_up: SignUp, statements: list[str]
 ) -> None:
     user = sign_up()
     statements.clear()
     assert _sign_out(client, user["refresh_token"]).status_code == 200
-    assert statements == ["UPDATE"]
+    # The account's UPDATE, then its entry in the feed of endings: the feed's next seq, the row.
+    assert statements == ["UPDATE", "UPDATE", "SELECT", "INSERT"]
     statements.clear()
     assert _refresh(client, user["refresh_token"]) == 401
     assert statements == ["SELECT"]

@@ -51,7 +51,7 @@ def test_every_worker_freezes_the_loaded_app_for_the_collector() -> None:
         hooks["post_worker_init"](object())
         frozen = gc.get_freeze_count()
         assert frozen > 10_000  # this test process's loaded modules, as a worker's app would be
-        garbage = [[] for _ in range(100)]
+        garbage: list[list[int]] = [[] for _ in range(100)]
         del garbage
         assert gc.get_freeze_count() == frozen  # later objects are collected as usual
     finally:
