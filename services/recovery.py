@@ -79,10 +79,13 @@ def reset_message(policy: ResetPolicy, recipient: str, token: str) -> EmailMessa
     message["To"] = recipient
     message["Subject"] = SUBJECT
     message["Message-ID"] = make_msgid(domain=policy.sender.rpartition("@")[2].strip("> ") or None)
+    # Lines under 78 characters keep the text part 7-bit (no quoted-printable `=3D`), so the
+    # development mail file shows `token=<token>` as the README says.
     message.set_content(
         "Someone asked to reset the password of your Posts API account.\n\n"
         f"To choose a new password, open this link within {minutes} minutes:\n\n{link}\n\n"
-        f"If the link does not open, send this reset token (token={token}) to the reset page.\n"
+        "If the link does not open, send this reset token to the reset page:\n\n"
+        f"token={token}\n\n"
         "It works once, and signs you out everywhere.\n\n"
         "If you did not ask for this, ignore this mail: your password stays as it is.\n"
     )

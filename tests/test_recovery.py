@@ -343,6 +343,8 @@ def test_development_without_smtp_host_writes_a_usable_mail_to_a_file_and_only_i
     message = message_from_bytes(written.read_bytes(), policy=policy.default)
     assert isinstance(message, EmailMessage) and message["To"] == ADA
     token = token_in(message)
+    # Readable as it lies on disk, as the README tells a developer: `token=<token>` in plain text.
+    assert f"\ntoken={token}\n" in written.read_text()
     [record] = [r for r in caplog.records if r.name == DEV_LOGGER_NAME]
     assert ADA in record.getMessage() and str(written) in record.getMessage()
     # The log names the file, never the link: no field of the line holds the token, however written.
