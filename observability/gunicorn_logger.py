@@ -21,7 +21,7 @@ from gunicorn.glogging import Logger
 
 from observability.logs import choose_format, configure_logging, formatter_for
 from observability.redaction import redact
-from observability.tracing import TRACE_IDS_ENVIRON
+from observability.spans import TRACE_IDS_ENVIRON
 
 REQUEST_ID_HEADER = "x-request-id"
 MAX_USER_AGENT = 200

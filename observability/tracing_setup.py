@@ -62,7 +62,7 @@ from config import Settings
 from observability.logs import include_trace_ids
 from observability.redaction import redact
 from observability.span_export import CountedBatchProcessor, ScrubbingExporter, ServiceSampler
-from observability.tracing import NO_SPAN, TRACE_IDS_ENVIRON, SpanLike
+from observability.spans import NO_SPAN, TRACE_IDS_ENVIRON, SpanLike
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ class Pipeline:
 
 
 class Step:
-    """One of the service's own spans, as observability.tracing.SpanLike describes it."""
+    """One of the service's own spans, as observability.spans.SpanLike describes it."""
 
     __slots__ = ("_span",)
 

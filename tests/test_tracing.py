@@ -37,6 +37,7 @@ from config import ROOT_DIR, ConfigError, Settings, load_settings
 from models.tables import PostRow, UserRow
 from observability import tracing
 from observability.span_export import ScrubbingExporter, ServiceSampler, scrubbed
+from observability.spans import NO_SPAN
 from resources import resources
 from tests.support.api import FORGOT_PASSWORD, LIST, SIGN_UP, Api
 from tests.support.net import free_port
@@ -109,8 +110,8 @@ LOADED_ONLY_WHEN_ON = (
 
 
 def test_with_tracing_off_the_sdk_is_never_loaded_and_spans_are_one_shared_no_op() -> None:
-    assert tracing.span("cache lookup") is tracing.NO_SPAN
-    assert tracing.follow_up("mail send", tracing.origin()) is tracing.NO_SPAN
+    assert tracing.span("cache lookup") is NO_SPAN
+    assert tracing.follow_up("mail send", tracing.origin()) is NO_SPAN
     script = (
         "import sys; from app import create_app; from config import load_settings; "
         "app = create_app(load_settings({}, app_env='testing', jwt_secret_key='x' * 32, cache_backend='simple')); "
@@ -264,5 +265,5 @@ def test_an_app_in_process_traces_its_requests_and_its_mail_then_stops(
     assert f"trace_id={sign_up.trace_id}" in capsys.readouterr().err  # the sign-up's audit line
 
     tracing.shutdown_tracing()
-    assert tracing.span("cache lookup") is tracing.NO_SPAN
+    assert tracing.span("cache lookup") is NO_SPAN
     assert tracing.origin() is None
