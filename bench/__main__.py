@@ -6,10 +6,26 @@ import argparse
 import signal
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from bench import harness, scale, seed, standard, stress
 from bench.stress.context import StressOptions
 from bench.workloads import Wrk
+
+
+def _run_options(options: argparse.Namespace) -> dict[str, Any]:
+    """The options the standard and the scale run share, as their Options dataclasses name them."""
+    return {
+        "wrk": Wrk(options.duration, options.connections, options.threads),
+        "pairs": options.pairs,
+        "peer": options.peer,
+        "redis": options.redis,
+        "mariadb": options.mariadb,
+        "only": tuple(options.only),
+        "gunicorn_args": options.gunicorn_args,
+        "profile": options.profile,
+        "label": options.label,
+    }
 
 
 def serve_database() -> None:
@@ -75,18 +91,10 @@ def main() -> None:
     elif options.users:
         scale.run(
             scale.ScaleOptions(
-                wrk=Wrk(options.duration, options.connections, options.threads),
+                **_run_options(options),
                 users=options.users,
-                pairs=options.pairs,
-                peer=options.peer,
                 peer_db=options.peer_db,
                 peer_secret=options.peer_secret,
-                redis=options.redis,
-                mariadb=options.mariadb,
-                only=tuple(options.only),
-                gunicorn_args=options.gunicorn_args,
-                profile=options.profile,
-                label=options.label,
                 accounts=options.accounts,
                 reseed=options.reseed,
                 buffer_pool_mib=options.buffer_pool_mib,
@@ -103,19 +111,7 @@ def main() -> None:
             ),
         )
     else:
-        standard.run(
-            standard.Options(
-                wrk=Wrk(options.duration, options.connections, options.threads),
-                pairs=options.pairs,
-                peer=options.peer,
-                redis=options.redis,
-                mariadb=options.mariadb,
-                only=tuple(options.only),
-                gunicorn_args=options.gunicorn_args,
-                profile=options.profile,
-                label=options.label,
-            )
-        )
+        standard.run(standard.Options(**_run_options(options)))
 
 
 if __name__ == "__main__":
