@@ -1,7 +1,8 @@
 """Sessions end exactly: tokens issued by requests racing an ending are refused once it has answered.
 
 Real concurrency against gunicorn on MariaDB: clients signing in with the old password while the
-owner changes it, clients refreshing one refresh token while it signs out. Every token they got
+owner changes it, clients refreshing one refresh token while it signs out, clients adding posts
+with one access token while it signs out. Every token they got
 must be refused one second (the contract's propagation) after the ending answered, whatever the
 order the database saw. And an ending holds when the cache cannot write at all (a full CACHE_DIR).
 """
@@ -19,7 +20,7 @@ import pytest
 import requests
 
 from tests.e2e.helpers import CLOSE, TIMEOUT, StartServer, sign_up
-from tests.support.api import CHANGE_PASSWORD, LIST, PASSWORD, REFRESH, SIGN_IN, SIGN_OUT, bearer
+from tests.support.api import ADD, CHANGE_PASSWORD, LIST, PASSWORD, REFRESH, SIGN_IN, SIGN_OUT, bearer
 from tests.support.gunicorn import LiveServer
 
 pytestmark = pytest.mark.e2e
@@ -146,6 +147,47 @@ def test_refreshes_racing_a_sign_out_mint_no_lasting_token(start_server: StartSe
     print(f"access tokens minted while signing out: {len(minted)}, still accepted: {len(survivors)}")
     assert minted, "no refresh succeeded before the sign-out: no race"
     assert survivors == []
+
+
+def test_add_posts_racing_a_sign_out_store_exactly_what_was_acknowledged(
+    start_server: StartServer, mariadb_url: str
+) -> None:
+    """add-post checks the session in its own statement: after the sign-out, no write lands beyond the window."""
+    live = start_server(mariadb_url)
+    user = sign_up(live.base, "writer@example.com")
+    signed_out_at: list[float] = []
+
+    def add() -> dict[str, Any] | None:
+        sent_at = time.monotonic()
+        response = requests.post(
+            live.base + ADD, json={"text": "racing"}, headers=bearer(user["access_token"]), timeout=TIMEOUT
+        )
+        assert response.status_code in (200, 401), (response.status_code, response.text)
+        return {"id": response.json()["id"], "sent_at": sent_at} if response.status_code == 200 else None
+
+    def sign_out() -> None:
+        response = requests.post(
+            live.base + SIGN_OUT, headers={"refresh-token": user["refresh_token"], **CLOSE}, timeout=TIMEOUT
+        )
+        assert response.status_code == 200, response.text
+        signed_out_at.append(time.monotonic())
+
+    acknowledged = _race(4, add, sign_out)
+    late = [post for post in acknowledged if post["sent_at"] > signed_out_at[0] + PROPAGATION_SECONDS]
+    signed_in = requests.post(
+        live.base + SIGN_IN,
+        json={"email_address": "writer@example.com", "password": PASSWORD},
+        headers=CLOSE,
+        timeout=TIMEOUT,
+    )
+    assert signed_in.status_code == 200, signed_in.text
+    listing = requests.get(live.base + LIST, headers=bearer(signed_in.json()["access_token"]), timeout=TIMEOUT)
+    assert listing.status_code == 200, listing.text
+    stored = {post["id"] for post in listing.json()}
+    print(f"posts acknowledged while signing out: {len(acknowledged)}, sent over a second after it: {len(late)}")
+    assert acknowledged, "no add-post succeeded before the sign-out: no race"
+    assert late == []
+    assert stored == {post["id"] for post in acknowledged}  # none lost, none stored unacknowledged
 
 
 @pytest.fixture
